@@ -1,0 +1,5 @@
+import sys
+
+from tinymath.cli import main
+
+sys.exit(main())

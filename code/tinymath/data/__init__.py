@@ -1,0 +1,1 @@
+"""Data: embedded offline datasets, cleaning, mixing, decontamination and packing."""
