@@ -56,6 +56,8 @@ tinymath() { "$VENV/bin/tinymath" "$@"; }
 build_paper() {
   tinymath report figures --results results/cpu --out figures
   tinymath report paper --results results --out paper/generated
+  "$VENV/bin/python" -c "from pathlib import Path; from tinymath.report import readme; \
+readme.update(Path('README.md'), Path('results/cpu'))"
   if command -v latexmk >/dev/null; then
     (cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex >/dev/null)
     echo "paper:   paper/main.pdf"
@@ -84,7 +86,11 @@ case "$mode" in
     echo "figures: $TINYMATH_RUNS/$mode/report/figures"
     [ "$mode" = cpu ] && build_paper
     echo
-    tinymath compare "$fresh" "results/$mode"
+    if [ -d "results/$mode" ]; then
+      tinymath compare "$fresh" "results/$mode"
+    else
+      echo "verdict: no committed results/$mode yet; publish yours with: tinymath report publish --profile $mode"
+    fi
     ;;
   *)
     echo "reproduce.sh: unknown mode '$mode': expected smoke, cpu, paper, figures or test" >&2

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="action", required=True, metavar="ACTION")
     _stage_options(data_sub.add_parser("synth", help="generate the embedded GSM8K/MATH-format data and corpus"))
     _stage_options(data_sub.add_parser("prepare", help="filter, dedup, mix, decontaminate, tokenise and pack"))
-    batch = data_sub.add_parser("batch", help="print the documents of the pretraining batch at a step")
+    batch = data_sub.add_parser("batch", help="print the documents of the pretraining batch at a step "
+                                "(--config/--profile name the pretrain config)")
     _stage_options(batch)
     batch.add_argument("--step", type=int, required=True)
 
@@ -97,12 +98,11 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return compare.main(args.fresh, args.committed)
     if cmd == "data" and args.action == "batch":
-        from tinymath.data import prepare
+        from tinymath import pretrain
 
-        path = _config(args, "data")
-        cfg = load_config(path, prepare.Config, args.overrides)
-        root = (args.runs or runner.paths.runs_root()) / runner.profile_of(path)
-        prepare.print_batch(cfg, root, args.step)
+        path = _config(args, "pretrain")  # the batch order is the pretraining loader's
+        cfg = load_config(path, pretrain.Config, args.overrides)
+        pretrain.print_batch(cfg, (args.runs or runner.paths.runs_root()) / runner.profile_of(path), args.step)
         return 0
     if cmd == "pretrain" and args.dry_run:
         from tinymath import pretrain

@@ -13,7 +13,8 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 T = TypeVar("T")
-console = Console(stderr=True, soft_wrap=True)  # never wrap: logs stay greppable
+# Wide when not a terminal, so CI logs keep one message per line (greppable).
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 logger = logging.getLogger("tinymath")
 
 
@@ -23,6 +24,7 @@ def setup_console(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)
+    logger.propagate = False  # libraries (absl, orbax) configure the root logger: no duplicate lines
 
 
 def attach_file(path: Path) -> logging.Handler:

@@ -38,8 +38,9 @@ def test_runner_writes_manifest_with_hashes(toy):
     assert m["host"]["cores"] >= 1
 
 
-def test_runner_skips_when_up_to_date(toy, caplog):
+def test_runner_skips_when_up_to_date(toy, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="tinymath")
+    monkeypatch.setattr(logging.getLogger("tinymath"), "propagate", True)
     cfg, runs = toy
     out = runner.run_stage("toy", cfg, runs=runs)
     before = (out / "manifest.json").read_text()

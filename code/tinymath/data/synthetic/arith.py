@@ -15,6 +15,11 @@ CALC_RE = re.compile(r"<<([^<>=]+)=([^<>]+)>>([^\s,.;!?]*)")
 FINAL_RE = re.compile(r"\n#### (-?\d+)\Z")
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: Fraction.__truediv__}
 _BINARY_RE = re.compile(r"\A(\d+)([+*])(\d+)\Z")
+_SIMPLE_RE = re.compile(r"\A(\d+)([-+*/])(\d+)\Z")
+# `a op b = r` written out in prose, tables or LaTeX; a leading `n op` means it is part of a longer expression
+_OP = r"(?:[-+*/x]|\\times|\\cdot|\\div)"
+_WRITTEN_RE = re.compile(rf"(\d+ ?{_OP} ?)?(?<![\d.])(\d+) ?({_OP}) ?(\d+) ?= ?\$?(\d+)(?![\d.])")
+_OP_NAME = {"x": "*", "\\times": "*", "\\cdot": "*", "\\div": "/"}
 
 
 def canonical(expr: str, result: int | str) -> str:
@@ -27,9 +32,22 @@ def canonical(expr: str, result: int | str) -> str:
     return f"{expr}={result}"
 
 
-def evaluate(expr: str) -> Fraction:
+def written_facts(text: str) -> list[str]:
+    """Canonical binary facts `a op b = r` stated in `text` (`7 x 8 = 56`, `$9 \\times 12 = 108$`, `<<3+4=7>>`)."""
+    facts = [canonical(f"{a}{_OP_NAME.get(op, op)}{b}", r)
+             for longer, a, op, b, r in _WRITTEN_RE.findall(text) if not longer]
+    return facts + [canonical(expr, r) for expr, r, _ in CALC_RE.findall(text)]
+
+
+def evaluate(expr: str) -> Fraction | int:
     """Exact value of an annotation expression (integers, + - * /, parentheses); anything else is an error."""
-    return _eval(ast.parse(expr, mode="eval").body)
+    m = _SIMPLE_RE.match(expr)
+    if m is None:
+        return _eval(ast.parse(expr, mode="eval").body)
+    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))  # fast path for the common `a op b`
+    if op == "/":
+        return a // b if a % b == 0 else Fraction(a, b)
+    return a + b if op == "+" else a - b if op == "-" else a * b
 
 
 def _eval(node: ast.AST) -> Fraction:
@@ -51,10 +69,10 @@ def check_solution(answer: str) -> tuple[int, list[str]]:
     calcs, last = [], None
     for expr, stated, shown in CALC_RE.findall(answer):
         value = evaluate(expr)
-        if value.denominator != 1 or str(value.numerator) != stated or shown != stated:
+        if Fraction(value).denominator != 1 or str(int(value)) != stated or shown != stated:
             raise ValueError(f"calculation <<{expr}={stated}>>{shown} is wrong: {expr} = {value}")
         calcs.append(canonical(expr, stated))
-        last = value.numerator
+        last = int(value)
     m = FINAL_RE.search(answer)
     if m is None or last is None or int(m.group(1)) != last:
         raise ValueError(f"final line does not state the last result {last}: {answer[-40:]!r}")

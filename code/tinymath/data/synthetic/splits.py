@@ -11,7 +11,6 @@ import hashlib
 from functools import lru_cache
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
-SPLITS = (TRAIN, VALIDATION, TEST)
 
 
 def unit_hash(*parts: object) -> float:

@@ -1,0 +1,253 @@
+"""The embedded offline datasets: real formats, verified answers, leak-proof splits, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tinymath import manifest, paths, runner
+from tinymath.answer import extract_boxed
+from tinymath.config import load_config
+from tinymath.data import synthetic
+from tinymath.data.synthetic import competition, gsm
+from tinymath.data.synthetic.arith import canonical, check_solution
+from tinymath.data.synthetic.config import CORPUS_SOURCES, MATH_SUBJECTS, GsmConfig, MathConfig
+from tinymath.errors import UserError
+
+SMOKE = paths.CONFIGS / "data" / "smoke.yaml"
+FILES = ("gsm/train.jsonl", "gsm/validation.jsonl", "gsm/test.jsonl", "gsm/test_meta.jsonl", "math/train.jsonl",
+         "math/validation.jsonl", "math/test.jsonl", "math/test_meta.jsonl", "corpus/documents.jsonl")
+# `a op b = r` in prose or tables; a match with a leading `n op ` belongs to a longer expression and is skipped
+OP = r"(?:[-+*/x]|\\times|\\cdot|\\div)"
+FACT_RE = re.compile(rf"(\d+ ?{OP} ?)?(?<![\d.])(\d+) ?({OP}) ?(\d+) ?= ?\$?(\d+)(?![\d.])")
+TIMES = {"x": "*", "\\times": "*", "\\cdot": "*", "\\div": "/"}
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    return runner.run_stage("synth", SMOKE, runs=tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def gsm_cfg() -> GsmConfig:
+    return load_config(SMOKE, synthetic.Config).synth.gsm
+
+
+def test_synth_stage_writes_files_and_manifest(smoke_run):
+    record = manifest.read_manifest(smoke_run)
+    assert record is not None and record["stage"] == "synth"
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    for name in FILES:
+        assert (smoke_run / name).stat().st_size > 0
+        assert record["outputs"][name] == summary["files"][name] == manifest.sha256_file(smoke_run / name)
+    assert "summary.json" in record["outputs"]
+
+
+def test_synth_counts_match_config(smoke_run, gsm_cfg):
+    cfg = load_config(SMOKE, synthetic.Config).synth
+    for split in ("train", "validation", "test"):
+        assert len(read(smoke_run / f"gsm/{split}.jsonl")) == getattr(cfg.gsm, split)
+        assert len(read(smoke_run / f"math/{split}.jsonl")) == getattr(cfg.math, split)
+    assert len(read(smoke_run / "corpus/documents.jsonl")) == cfg.corpus.documents
+    meta = read(smoke_run / "gsm/test_meta.jsonl")
+    assert [m["id"] for m in meta] == list(range(cfg.gsm.test))
+    assert sum(m["novel_arithmetic"] for m in meta) == cfg.gsm.novel_test > 0
+
+
+def test_gsm_answers_reverify(smoke_run):
+    for split in ("train", "validation", "test"):
+        for row in read(smoke_run / f"gsm/{split}.jsonl"):
+            final, calcs = check_solution(row["answer"])
+            assert row["answer"].endswith(f"\n#### {final}") and final >= 0 and calcs
+
+
+def test_gsm_level_is_number_of_steps(smoke_run):
+    test = read(smoke_run / "gsm/test.jsonl")
+    for row, meta in zip(test, read(smoke_run / "gsm/test_meta.jsonl"), strict=True):
+        _, calcs = check_solution(row["answer"])
+        assert len(calcs) == meta["level"] and calcs == [c["calc"] for c in meta["calculations"]]
+
+
+@pytest.mark.parametrize("bad", ["<<48/2=25>>25", "<<48/2=24>>25", "<<48/5=9>>9", "<<48/5=48/5>>48/5"])
+def test_check_solution_rejects_wrong_arithmetic(bad):
+    with pytest.raises(ValueError):
+        check_solution(f"She sold 48/2 = {bad} clips.\n#### {bad.rsplit('>>', 1)[1]}")
+
+
+def test_check_solution_rejects_wrong_final_line():
+    with pytest.raises(ValueError):
+        check_solution("She sold 48/2 = <<48/2=24>>24 clips.\n#### 23")
+
+
+def test_math_answers_are_last_boxed_and_sympy_checked(smoke_run):
+    for split in ("train", "validation", "test"):
+        for row in read(smoke_run / f"math/{split}.jsonl"):
+            assert extract_boxed(row["solution"]) == row["answer"]
+            competition.parse_answer(row["answer"])
+            assert row["subject"] in MATH_SUBJECTS and row["level"] in range(1, 6)
+            assert row["unique_id"].startswith(f"{split}/") and row["unique_id"].endswith(".json")
+
+
+def test_math_check_rejects_wrong_answer():
+    import random
+
+    import sympy
+
+    p = competition.draw(random.Random(0), "Number Theory", 2)
+    with pytest.raises(AssertionError):
+        competition.check(p, competition.parse_answer(p.answer) + 1)
+    wrong = competition.MathProblem(p.problem, p.solution, p.answer + "1", p.subject, p.level, p.template, p.key)
+    with pytest.raises(AssertionError):
+        competition.check(wrong, sympy.Integer(0))
+
+
+def test_gsm_split_keys_disjoint(gsm_cfg):
+    splits, _ = gsm.generate(gsm_cfg, seed=0)
+    keys = {s: [p.key for p in ps] for s, ps in splits.items()}
+    assert all(len(set(k)) == len(k) for k in keys.values())
+    assert not set(keys["test"]) & (set(keys["train"]) | set(keys["validation"]))
+    assert not set(keys["validation"]) & set(keys["train"])
+
+
+def test_math_split_keys_disjoint():
+    problems, _, _ = competition.generate(MathConfig(train=300, validation=40, test=60), 0, lambda fact: False)
+    keys = {s: {p.key for p in ps} for s, ps in problems.items()}
+    assert sum(map(len, keys.values())) == 400
+    assert not keys["test"] & (keys["train"] | keys["validation"]) and not keys["validation"] & keys["train"]
+
+
+def test_test_problems_absent_from_train_and_corpus(smoke_run):
+    corpus = "\n".join(d["text"] for d in read(smoke_run / "corpus/documents.jsonl"))
+    for kind, field in (("gsm", "question"), ("math", "problem")):
+        seen = {r[field] for s in ("train", "validation") for r in read(smoke_run / f"{kind}/{s}.jsonl")}
+        for row in read(smoke_run / f"{kind}/test.jsonl"):
+            assert row[field] not in seen and row[field] not in corpus
+
+
+def _facts(text: str) -> set[str]:
+    """Every `a op b = r` written in `text`, annotated or in prose, in canonical form."""
+    found = {canonical(expr, r) for expr, r, _ in re.findall(r"<<([^<>=]+)=([^<>]+)>>(\S*)", text)}
+    for longer, a, op, b, r in FACT_RE.findall(text):
+        if not longer:
+            found.add(canonical(f"{a}{TIMES.get(op, op)}{b}", r))
+    return found
+
+
+def test_novel_arithmetic_never_in_training_or_corpus(smoke_run):
+    trained = set()
+    for split in ("train", "validation"):
+        for row in read(smoke_run / f"gsm/{split}.jsonl"):
+            trained |= _facts(row["answer"])
+        for row in read(smoke_run / f"math/{split}.jsonl"):
+            trained |= _facts(row["solution"])
+    corpus = set().union(*(_facts(d["text"]) for d in read(smoke_run / "corpus/documents.jsonl")))
+    novel = [m for m in read(smoke_run / "gsm/test_meta.jsonl") if m["novel_arithmetic"]]
+    assert novel
+    for m in novel:
+        calcs = {c["calc"] for c in m["calculations"]}
+        assert not calcs & trained and not calcs & corpus
+        assert not m["calcs_seen_in_train"] and not any(c["seen_in_train"] for c in m["calculations"])
+
+
+def test_gsm_meta_seen_flags_match_training(smoke_run):
+    trained = set()
+    for row in read(smoke_run / "gsm/train.jsonl"):
+        trained |= set(check_solution(row["answer"])[1])
+    for m in read(smoke_run / "gsm/test_meta.jsonl"):
+        assert [c["seen_in_train"] for c in m["calculations"]] == [c["calc"] in trained for c in m["calculations"]]
+        assert m["calcs_seen_in_train"] == all(c["calc"] in trained for c in m["calculations"])
+
+
+def test_corpus_sources_and_duplicates(smoke_run):
+    docs = read(smoke_run / "corpus/documents.jsonl")
+    assert {d["source"] for d in docs} == set(CORPUS_SOURCES)
+    assert len({d["id"] for d in docs}) == len(docs)
+    texts = [d["text"] for d in docs]
+    assert 0.7 * len(texts) < len(set(texts)) < len(texts)
+    lengths = sorted(len(t) for t in texts)
+    assert lengths[0] < 200 and lengths[-1] > 1500
+
+
+def test_schema_matches_real_gsm8k(smoke_run, shared_data):
+    real = (shared_data / "gsm8k" / "test.jsonl").read_text().splitlines()[:100]
+    ours = (smoke_run / "gsm" / "test.jsonl").read_text().splitlines()
+    final = re.compile(r"\n#### -?[\d,]+\Z")
+    for line in real + ours:
+        row = json.loads(line)
+        assert list(row) == ["question", "answer"] and all(isinstance(v, str) for v in row.values())
+        assert final.search(row["answer"]) and line == json.dumps(row)
+
+
+def test_schema_matches_real_math500(smoke_run, shared_data):
+    real = (shared_data / "math" / "test500.jsonl").read_text().splitlines()
+    ours = (smoke_run / "math" / "test.jsonl").read_text().splitlines()
+    keys = list(json.loads(real[0]))
+    for line in real + ours:
+        row = json.loads(line)
+        assert list(row) == keys and line == json.dumps(row)
+        assert isinstance(row["level"], int) and all(isinstance(row[k], str) for k in keys if k != "level")
+        assert extract_boxed(row["solution"]) == row["answer"]
+    assert {json.loads(line)["subject"] for line in ours} <= {json.loads(line)["subject"] for line in real}
+
+
+def _ngrams(text: str, n: int = 13) -> set[str]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_synthetic_text_shares_no_13gram_with_real_test_sets(smoke_run, shared_data):
+    """Templates are not paraphrases of evaluation problems (the prepare stage's decontamination unit)."""
+    real = set()
+    for path, field in (("gsm8k/test.jsonl", "question"), ("math/test500.jsonl", "problem")):
+        for row in read(shared_data / path):
+            real |= _ngrams(row[field])
+    ours = [r[k] for s in ("train", "validation", "test") for r in read(smoke_run / f"gsm/{s}.jsonl") for k in r]
+    ours += [r[k] for s in ("train", "validation", "test") for r in read(smoke_run / f"math/{s}.jsonl")
+             for k in ("problem", "solution")]
+    ours += [d["text"] for d in read(smoke_run / "corpus/documents.jsonl")]
+    assert not [t for t in ours if _ngrams(t) & real]
+
+
+def test_synth_rerun_byte_identical(smoke_run, tmp_path):
+    again = runner.run_stage("synth", SMOKE, runs=tmp_path)
+    assert manifest.read_manifest(again)["outputs"] == manifest.read_manifest(smoke_run)["outputs"]
+
+
+def test_synth_different_seed_differs(smoke_run, tmp_path):
+    other = runner.run_stage("synth", SMOKE, overrides=["seed=1"], runs=tmp_path)
+    a, b = manifest.read_manifest(smoke_run)["outputs"], manifest.read_manifest(other)["outputs"]
+    assert all(a[name] != b[name] for name in FILES)
+
+
+@pytest.mark.parametrize("override", ["synth.gsm.levels={7: 1.0}", "synth.gsm.novel_test=1000",
+                                      "synth.gsm.train=0", "synth.corpus.sources={blogs: 1.0}", "synth.gsm.typo=1"])
+def test_synth_config_rejects_bad_values(override):
+    with pytest.raises(UserError, match=r"synth\.(gsm|corpus)") as e:
+        load_config(SMOKE, synthetic.Config, [override])
+    assert "\n" not in str(e.value)
+
+
+def test_paper_profile_has_no_synth():
+    cfg = load_config(paths.CONFIGS / "data" / "paper.yaml", synthetic.Config)
+    assert cfg.synth is None and not synthetic.enabled(cfg)
+
+
+def test_corpus_writes_no_held_out_fact():
+    """With a large hold-out share, every fact in every document must still pass the hold-out rule."""
+    from tinymath.data.synthetic.config import CorpusConfig, SynthConfig
+    from tinymath.data.synthetic.corpus import Corpus
+
+    cfg = SynthConfig(gsm=GsmConfig(holdout_fraction=0.4), corpus=CorpusConfig(documents=300))
+    corpus = Corpus(cfg, seed=3)
+    docs = corpus.generate()
+    facts = set().union(*(_facts(d["text"]) for d in docs))
+    binary = {f for f in facts if re.fullmatch(r"\d+[-+*/]\d+=\d+", f)}
+    assert len(binary) > 100
+    assert not [f for f in binary if corpus.gsm_split.held(f)]
