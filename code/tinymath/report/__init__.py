@@ -1,0 +1,83 @@
+"""Report: results of a profile's runs -> figures -> the paper's numbers, and the reproduction verdict.
+
+    tinymath report --profile cpu                                  # collect runs/cpu/* into runs/cpu/report/results
+    tinymath report publish --profile cpu                          # copy them into results/cpu (committed)
+    tinymath report figures --results results/cpu --out figures    # PDF + PNG, from results only
+    tinymath report paper --results results --out paper/generated  # numbers.tex macros and tables
+    tinymath compare runs/cpu/report/results results/cpu           # fresh vs committed, per metric
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from tinymath import log, manifest, paths, runner
+from tinymath.config import Section
+from tinymath.errors import UserError
+
+Stage = Literal["data", "pretrain", "convert", "sft", "grpo", "eval"]
+
+
+class Tolerances(Section):
+    """How close a fresh result must be to the committed one (read by `tinymath compare`)."""
+
+    counts: Literal["exact"] = "exact"  # documents, removals, tokens, rows, steps
+    hashes: Literal["exact"] = "exact"  # sha256 of a stage's outputs (the packed data)
+    loss_rtol: float = Field(gt=0)  # |fresh - committed| <= loss_rtol * |committed|
+    reward_atol: float = Field(gt=0)  # GRPO mean rewards lie in [0, 1]: an absolute tolerance
+    accuracy: Literal["ci95_overlap"] = "ci95_overlap"  # the two 95% intervals must overlap
+
+
+class Config(Section):
+    stages: list[Stage]  # upstream stages collected, in pipeline order
+    curve_points: int = Field(default=200, ge=10)  # at most this many points per committed curve
+    dry_run: str | None = None  # pretrain config whose dry run (params, FLOPs, memory) enters the results
+    tolerances: Tolerances
+
+
+def needs(cfg: Config) -> list[str]:
+    return list(cfg.stages)
+
+
+def main(cfg: Config, run: runner.Run) -> None:
+    from tinymath.report import collect, figures
+
+    collect.collect(run, list(cfg.stages), cfg.curve_points, cfg.dry_run)
+    figures.render_all(run.dir / "results", run.dir / "figures")
+
+
+def command(action: str, profile: str, results: Path | None = None, out: Path | None = None,
+            runs: Path | None = None) -> int:
+    """`tinymath report figures|paper|publish`: the steps after collecting, each from files only."""
+    if action == "figures":
+        from tinymath.report import figures
+
+        written, skipped = figures.render_all(results or paths.RESULTS / profile, out or paths.FIGURES)
+        log.logger.info("figures: %d files written, %d figures skipped", len(written), len(skipped))
+        return 0
+    if action == "paper":
+        from tinymath.report import paper_numbers
+
+        paper_numbers.write_all(results or paths.RESULTS, out or paths.PAPER / "generated", profile)
+        return 0
+    if action == "publish":
+        publish(Path(runs or paths.runs_root()) / profile / "report", out or paths.RESULTS / profile)
+        return 0
+    raise UserError(f"report {action!r}: expected figures, paper or publish")
+
+
+def publish(report_dir: Path, dest: Path) -> None:
+    """Replace the committed results of a profile by those of a finished report run."""
+    if manifest.read_manifest(report_dir) is None:
+        raise UserError(f"{report_dir}: no manifest.json: run 'tinymath report --profile {report_dir.parent.name}' "
+                        "first")
+    dest.mkdir(parents=True, exist_ok=True)
+    for stale in dest.glob("*.json"):
+        stale.unlink()
+    for path in sorted((report_dir / "results").glob("*.json")):
+        shutil.copy2(path, dest / path.name)
+    log.logger.info("published %s -> %s", report_dir / "results", dest)

@@ -1,0 +1,262 @@
+"""Figures: one function per figure, each reading only results and returning a matplotlib Figure.
+
+    tinymath report figures --results results/cpu --out figures
+
+Every figure is written as PDF (for the paper) and PNG (for the README) with fixed metadata, so regenerating from the
+same results gives identical bytes. A figure whose input result is missing is skipped with the reason logged; the
+paper prints the same reason in its place (`skip_reason`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("agg")  # no display, same rendering everywhere
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from tinymath import log  # noqa: E402
+from tinymath.report import results as results_io  # noqa: E402
+
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MODEL_COLOURS = {"base": PALETTE[0], "sft": PALETTE[1], "grpo": PALETTE[2]}
+STYLE = {
+    "backend": "agg",
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "lines.linewidth": 1.2,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "pdf.fonttype": 42,
+    "svg.hashsalt": "tinymath",
+    "path.simplify": False,
+}
+# Fixed metadata: no creation date or version-dependent software string in the bytes.
+METADATA = {"pdf": {"CreationDate": None, "Creator": "tinymath", "Producer": "tinymath"},
+            "png": {"Software": "tinymath"}}
+WIDE = (6.4, 2.6)
+
+Results = dict[str, dict[str, Any]]
+
+
+def data(res: Results, name: str) -> dict[str, Any]:
+    return res[name]["data"]
+
+
+def evals(res: Results) -> list[dict[str, Any]]:
+    """Eval results in pipeline order of the models (base, sft, grpo)."""
+    order = {m: i for i, m in enumerate(MODEL_COLOURS)}
+    docs = [d["data"] for n, d in res.items() if n.startswith("eval_")]
+    return sorted(docs, key=lambda d: order.get(d["model"], len(order)))
+
+
+def pct(value: float) -> float:
+    """Accuracies are fractions in results and percentages in figures."""
+    return 100.0 * value
+
+
+def pretrain_loss(res: Results) -> Figure:
+    """Training and validation loss against tokens seen, with the learning-rate schedule that produced them."""
+    d = data(res, "pretrain")
+    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=WIDE)
+    ax.plot([r["tokens"] for r in d["train"]], [r["loss"] for r in d["train"]], label="train")
+    val = d["validation"]
+    ax.plot([r["tokens"] for r in val], [r["val_loss"] for r in val], "o-", ms=3, label="validation")
+    ax.set(xlabel="tokens", ylabel="cross-entropy (nats)", title="pretraining loss")
+    ax.legend()
+    ax_lr.plot([r["tokens"] for r in d["train"] if "lr" in r], [r["lr"] for r in d["train"] if "lr" in r],
+               color=PALETTE[3])
+    ax_lr.set(xlabel="tokens", ylabel="learning rate", title="schedule")
+    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    return fig
+
+
+def pretrain_throughput(res: Results) -> Figure:
+    """Tokens per second and model FLOPs utilisation per step: where pretraining time goes."""
+    train = data(res, "pretrain")["train"]
+    fig, (ax, ax_mfu) = plt.subplots(1, 2, figsize=WIDE)
+    rows = [r for r in train if "tokens_per_s" in r]
+    ax.plot([r["step"] for r in rows], [r["tokens_per_s"] for r in rows])
+    ax.set(xlabel="step", ylabel="tokens / s", title="throughput")
+    ax_mfu.plot([r["step"] for r in train if "mfu" in r], [pct(r["mfu"]) for r in train if "mfu" in r],
+                color=PALETTE[2])
+    ax_mfu.set(xlabel="step", ylabel="MFU (%)", title="model FLOPs utilisation")
+    return fig
+
+
+def sft_loss(res: Results) -> Figure:
+    """SFT loss on assistant tokens against training progress in epochs (steps when epochs are not logged)."""
+    train = data(res, "sft")["train"]
+    x = "epoch" if all("epoch" in r for r in train) else "step"
+    fig, ax = plt.subplots(figsize=(3.4, 2.6))
+    ax.plot([r[x] for r in train], [r["loss"] for r in train])
+    ax.set(xlabel=x, ylabel="loss (assistant tokens)", title="supervised fine-tuning")
+    return fig
+
+
+def grpo_rewards(res: Results) -> Figure:
+    """Mean group reward (with its spread) and each reward function's mean per GRPO step."""
+    train = data(res, "grpo")["train"]
+    steps = [r["step"] for r in train]
+    mean = [r["reward_mean"] for r in train]
+    std = [r.get("reward_std", 0.0) for r in train]
+    fig, (ax, ax_fn) = plt.subplots(1, 2, figsize=WIDE)
+    ax.plot(steps, mean, label="mean")
+    ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.25,
+                    label="$\\pm$ 1 std")
+    ax.set(xlabel="step", ylabel="reward", title="GRPO reward")
+    ax.legend()
+    for i, fn in enumerate(sorted({fn for r in train for fn in r.get("rewards", {})})):
+        rows = [r for r in train if fn in r.get("rewards", {})]
+        ax_fn.plot([r["step"] for r in rows], [r["rewards"][fn] for r in rows], color=PALETTE[i % len(PALETTE)],
+                   label=fn)
+    ax_fn.set(xlabel="step", ylabel="mean reward", title="per reward function")
+    ax_fn.legend()
+    return fig
+
+
+def _bars(ax: Any, groups: list[str], series: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Grouped bars of accuracy with asymmetric 95% interval error bars; series[model][group] = {value, ci95}."""
+    width = 0.8 / max(1, len(series))
+    for i, (model, cells) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups)) if groups[g] in cells]
+        vals = [pct(cells[g]["value"]) for g in groups if g in cells]
+        lo = [v - pct(cells[g]["ci95"][0]) for v, g in zip(vals, [g for g in groups if g in cells])]
+        hi = [pct(cells[g]["ci95"][1]) - v for v, g in zip(vals, [g for g in groups if g in cells])]
+        ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=model,
+               color=MODEL_COLOURS.get(model, PALETTE[(i + 3) % len(PALETTE)]))
+    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend()
+
+
+def accuracy_by_stage(res: Results) -> Figure:
+    """Accuracy of each stage's model on every evaluation task, with 95% intervals."""
+    docs = evals(res)
+    tasks = sorted({t for d in docs for t in d["tasks"]})
+    fig, ax = plt.subplots(figsize=WIDE)
+    _bars(ax, tasks, {d["model"]: d["tasks"] for d in docs})
+    ax.set_title("accuracy per stage (95% intervals)")
+    return fig
+
+
+def accuracy_by_subset(res: Results) -> Figure:
+    """Accuracy by difficulty level and other subsets (e.g. novel arithmetic), one panel per task with subsets."""
+    docs = evals(res)
+    tasks = sorted({t for d in docs for t, v in d["tasks"].items() if v.get("subsets")})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(3.4, 3.2 * len(tasks)), 2.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        subsets = sorted({s for d in docs for s in d["tasks"].get(task, {}).get("subsets", {})})
+        _bars(ax, subsets, {d["model"]: d["tasks"][task].get("subsets", {}) for d in docs if task in d["tasks"]})
+        ax.set_title(task)
+    return fig
+
+
+def data_mix(res: Results) -> Figure:
+    """Target vs achieved token share per source, and what filtering, dedup and decontamination removed."""
+    stats = data(res, "data")
+    sources = sorted(stats["mix"])
+    fig, (ax, ax_rm) = plt.subplots(1, 2, figsize=WIDE)
+    xs = range(len(sources))
+    ax.bar([x - 0.2 for x in xs], [pct(stats["mix"][s]["target"]) for s in sources], 0.4, label="target")
+    ax.bar([x + 0.2 for x in xs], [pct(stats["mix"][s]["achieved"]) for s in sources], 0.4, label="achieved")
+    ax.set_xticks(list(xs), sources, rotation=20, ha="right")
+    ax.set(ylabel="share of training tokens (%)", title="data mix")
+    ax.legend()
+    removed = {**{f"filter: {k}": v for k, v in stats["filters"].items()}, "near-duplicates": stats["dedup"]["removed"],
+               **{f"decontam: {k}": v for k, v in stats["decontamination"].items()}}
+    names = list(removed)
+    ax_rm.barh(range(len(names)), [removed[n] for n in names], color=PALETTE[3])
+    ax_rm.set_yticks(range(len(names)), names)
+    ax_rm.invert_yaxis()
+    ax_rm.set(xlabel="documents removed", title="cleaning")
+    return fig
+
+
+def memory_breakdown(res: Results) -> Figure:
+    """Per-device memory of the paper configuration by component, against the device's HBM."""
+    d = data(res, "dry_run")
+    parts = {k: v for k, v in d["per_device_bytes"].items() if k != "total"}
+    fig, ax = plt.subplots(figsize=(3.4, 2.8))
+    bottom = 0.0
+    for i, (part, value) in enumerate(parts.items()):
+        label = f"{part.replace('_', ' ')} ({value / 2**30:.2f} GiB)"  # small parts stay readable
+        ax.bar([0], [value / 2**30], 0.5, bottom=bottom, label=label, color=PALETTE[i % len(PALETTE)])
+        bottom += value / 2**30
+    if d.get("hbm_bytes"):
+        hbm = d["hbm_bytes"] / 2**30
+        ax.axhline(hbm, color="black", ls="--", lw=1, label=f"device HBM ({hbm:.0f} GiB)")
+    ax.set_xticks([0], ["per device"])
+    ax.set_xlim(-1, 1.6)
+    ax.set(ylabel="GiB", title="paper config: memory per device")
+    ax.legend(loc="upper right", fontsize=6)
+    return fig
+
+
+# name -> (function, result names it reads; "eval_*" means at least one eval result)
+FIGURES: dict[str, tuple[Callable[[Results], Figure], tuple[str, ...]]] = {
+    "pretrain_loss": (pretrain_loss, ("pretrain",)),
+    "pretrain_throughput": (pretrain_throughput, ("pretrain",)),
+    "sft_loss": (sft_loss, ("sft",)),
+    "grpo_rewards": (grpo_rewards, ("grpo",)),
+    "accuracy_by_stage": (accuracy_by_stage, ("eval_*",)),
+    "accuracy_by_subset": (accuracy_by_subset, ("eval_*",)),
+    "data_mix": (data_mix, ("data",)),
+    "memory_breakdown": (memory_breakdown, ("dry_run",)),
+}
+
+
+def skip_reason(name: str, res: Results, where: str) -> str | None:
+    """Why a figure cannot be drawn from these results (None when it can)."""
+    _, needs = FIGURES[name]
+    missing = [n for n in needs if not fnmatch.filter(list(res), n)]
+    if missing:
+        return f"not drawn: {', '.join(m + '.json' for m in missing)} absent from {where}"
+    if name == "accuracy_by_subset" and not any(t.get("subsets") for d in evals(res) for t in d["tasks"].values()):
+        return f"not drawn: no evaluation task in {where} reports subsets"
+    return None
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    written = []
+    for ext in ("pdf", "png"):
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, format=ext, metadata=METADATA[ext], bbox_inches="tight")
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def render_all(results_dir: Path, out_dir: Path) -> tuple[list[Path], dict[str, str]]:
+    """Draw every figure the results allow; return the files written and the skipped figures with reasons."""
+    res = results_io.load_dir(results_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], {}
+    for name, (draw, _) in FIGURES.items():
+        reason = skip_reason(name, res, str(results_dir))
+        if reason:
+            skipped[name] = reason
+            log.logger.info("figure %s: %s", name, reason)
+            continue
+        with matplotlib.rc_context(STYLE):
+            fig = draw(res)
+            fig.tight_layout()
+            written += save(fig, out_dir / name)
+    return written, skipped

@@ -1,0 +1,95 @@
+"""The README's results block, generated from results/ so the front page never disagrees with the paper.
+
+    from tinymath.report import readme; readme.update(Path("README.md"), Path("results/cpu"))
+
+Only the text between `<!-- results:start -->` and `<!-- results:end -->` is replaced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tinymath.errors import UserError
+from tinymath.report import figures, results
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+MODELS = ("base", "sft", "grpo")
+
+
+def pct_ci(task: dict[str, Any] | None) -> str:
+    if not task:
+        return "-"
+    lo, hi = task["ci95"]
+    return f"{100 * task['value']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def eval_table(res: dict[str, Any]) -> list[str]:
+    docs = {m: res[f"eval_{m}"]["data"]["tasks"] for m in MODELS if f"eval_{m}" in res}
+    if not docs:
+        return ["No evaluation results yet."]
+    lines = ["| task | " + " | ".join(docs) + " |", "|---|" + "---|" * len(docs)]
+    for task in sorted({t for tasks in docs.values() for t in tasks}):
+        lines.append(f"| `{task}` | " + " | ".join(pct_ci(docs[m].get(task)) for m in docs) + " |")
+    skipped = {t: r for m in MODELS if f"eval_{m}" in res
+               for t, r in res[f"eval_{m}"]["data"].get("skipped", {}).items()}
+    notes = [f"- not evaluated: `{t}` ({r})" for t, r in sorted(skipped.items())]
+    return [*lines, "", *notes] if notes else lines
+
+
+def training_lines(res: dict[str, Any]) -> list[str]:
+    """One line per training stage with its final numbers."""
+    lines = []
+    if "pretrain" in res:
+        s = res["pretrain"]["data"]["summary"]
+        val = f"{s['final_val_loss']:.3f}" if s.get("final_val_loss") is not None else "-"
+        lines.append(f"- pretraining: {s['steps']} steps, {s['tokens']:,} tokens, final validation loss {val}")
+    if "sft" in res:
+        s = res["sft"]["data"]["summary"]
+        lines.append(f"- SFT: {s['steps']} steps, loss {s['first_loss']:.3f} -> {s['final_loss']:.3f}")
+    if "grpo" in res:
+        s = res["grpo"]["data"]["summary"]
+        lines.append(f"- GRPO: {s['steps']} steps, mean reward {s['reward_first']:.3f} -> {s['reward_final']:.3f}")
+    return lines
+
+
+def figure_links(res: dict[str, Any], where: str) -> list[str]:
+    """PNG links of the figures these results can draw (the README sits beside figures/)."""
+    return [f"![{name}](figures/{name}.png)" for name in figures.FIGURES
+            if figures.skip_reason(name, res, where) is None]
+
+
+def render(results_dir: Path) -> str:
+    """Markdown: accuracy per stage with 95% intervals, the training summaries, and the figures' PNGs."""
+    results_dir = Path(results_dir)
+    res = results.load_dir(results_dir)
+    where = f"{results_dir.parent.name}/{results_dir.name}"
+    if not res:
+        return f"No results in `{where}` yet: run `bash reproduce.sh {results_dir.name}`.\n"
+    parts = [f"Reproduced results (`{where}`, accuracy % with 95% intervals):", "", *eval_table(res), "",
+             *training_lines(res), "", *figure_links(res, where)]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def block(text: str, source: Path) -> tuple[int, int]:
+    """Character span between the markers; a README without them is an error, not a silent no-op."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise UserError(f"{source}: markers {START} ... {END} not found")
+    return start + len(START), end
+
+
+def current(readme_path: Path) -> str:
+    text = Path(readme_path).read_text()
+    lo, hi = block(text, readme_path)
+    return text[lo:hi].strip("\n") + "\n"
+
+
+def update(readme_path: Path, results_dir: Path) -> bool:
+    """Rewrite the block; return whether the README changed."""
+    text = Path(readme_path).read_text()
+    lo, hi = block(text, readme_path)
+    new = text[:lo] + "\n" + render(results_dir) + text[hi:]
+    if new != text:
+        Path(readme_path).write_text(new)
+    return new != text

@@ -1,0 +1,302 @@
+"""Report stage: results schema, collection, figures, comparison verdict, README block.
+
+Built on small synthetic run directories in the documented formats (docs/pipeline.md), written here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tinymath import manifest, paths, runner
+from tinymath.config import load_config
+from tinymath.errors import UserError
+from tinymath.report import collect, compare, figures, readme, results
+
+MODELS = {"base": 0.05, "sft": 0.30, "grpo": 0.38}  # synthetic GSM-format accuracy per stage
+STAGES = ["data", "pretrain", "convert", "sft", "grpo", "eval"]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def finish(stage_dir: Path, stage: str, config: dict) -> None:
+    """A manifest like the runner writes, so `needs` and provenance see a finished stage."""
+    record = {"schema_version": 1, "stage": stage, "profile": stage_dir.parent.name, "config_sha256": f"{stage}-cfg",
+              "config": config, "outputs": manifest.hash_tree(stage_dir),
+              "git": {"commit": "0" * 40, "dirty": False}, "versions": {"tinymath": "1.0.0"},
+              "host": {"cpu": "test cpu", "cores": 2, "accelerator": "none"}, "wall_time_s": 12.5}
+    manifest.write_json_atomic(stage_dir / "manifest.json", record)
+
+
+def data_stats() -> dict:
+    return {"documents": {"web": 400, "math": 350, "proof": 150, "code": 100},
+            "filters": {"length": 12, "language": 3}, "dedup": {"input": 985, "removed": 25, "kept": 960},
+            "decontamination": {"gsm8k_test": 4, "math500_test": 1},
+            "mix": {"web": {"target": 0.40, "achieved": 0.41, "tokens": 41000},
+                    "math": {"target": 0.35, "achieved": 0.34, "tokens": 34000},
+                    "proof": {"target": 0.15, "achieved": 0.15, "tokens": 15000},
+                    "code": {"target": 0.10, "achieved": 0.10, "tokens": 10000}},
+            "tokens": {"train": 100000, "validation": 2000}, "rows": {"train": 390, "validation": 8}}
+
+
+def pretrain_rows(steps: int) -> list[dict]:
+    rows = []
+    for s in range(1, steps + 1):
+        lr = 3e-4 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / steps)))
+        rows.append({"step": s, "tokens": s * 1024, "loss": 8.0 * math.exp(-s / 80) + 2.0, "lr": lr,
+                     "grad_norm": 1.0, "tokens_per_s": 5000.0 + s % 7, "mfu": 0.2})
+        if s % 50 == 0:
+            rows.append({"step": s, "tokens": s * 1024, "val_loss": 8.0 * math.exp(-s / 80) + 2.1})
+    return rows
+
+
+def cell(n: int, value: float) -> dict:
+    half = 1.96 * math.sqrt(value * (1 - value) / n)
+    return {"n": n, "value": value, "ci95": [max(0.0, value - half), min(1.0, value + half)]}
+
+
+def eval_doc(model: str, acc: float) -> dict:
+    gsm = {**cell(200, acc), "metric": "exact_match", "stderr": 0.01, "settings": {"shots": 0},
+           "subsets": {f"level_{k}": cell(50, max(0.0, acc - 0.05 * k)) for k in range(1, 4)}
+           | {"novel_arithmetic": cell(40, acc / 2)}}
+    math_ = {**cell(100, acc / 3), "metric": "math_verify", "stderr": 0.01, "settings": {"shots": 0}, "subsets": {}}
+    return {"model": model, "model_dir": f"runs/x/{model}", "tasks": {"gsm_synth": gsm, "math_synth": math_}}
+
+
+def build_runs(runs: Path, profile: str = "cpu", steps: int = 400) -> Path:
+    """runs/<profile>/{data,pretrain,convert,sft,grpo,eval} with manifests; returns runs/<profile>."""
+    root = runs / profile
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "stats.json").write_text(json.dumps(data_stats()))
+    finish(root / "data", "data", {"seed": 0})
+    write_jsonl(root / "pretrain" / "metrics.jsonl", pretrain_rows(steps))
+    finish(root / "pretrain", "pretrain", {"steps": steps})
+    (root / "convert").mkdir(parents=True, exist_ok=True)
+    (root / "convert" / "parity.json").write_text(json.dumps({"max_abs_diff": 1e-5, "greedy_agreement": 1.0}))
+    finish(root / "convert", "convert", {})
+    write_jsonl(root / "sft" / "metrics.jsonl",
+                [{"step": s, "epoch": s / 30, "loss": 2.0 / (1 + s / 20), "lr": 2e-5, "grad_norm": 1.0,
+                  "tokens_per_s": 900.0} for s in range(1, 61)])
+    finish(root / "sft", "sft", {"epochs": 2})
+    write_jsonl(root / "grpo" / "metrics.jsonl",
+                [{"step": s, "loss": 0.0, "lr": 1e-6, "grad_norm": 0.5, "reward_mean": 0.2 + s / 100,
+                  "reward_std": 0.3, "rewards": {"correctness": 0.1 + s / 100, "format": 0.8}, "kl": 0.01 * s,
+                  "completion_length": 120.0, "frac_zero_std": 0.2} for s in range(1, 31)])
+    finish(root / "grpo", "grpo", {"steps": 30})
+    (root / "eval").mkdir(parents=True, exist_ok=True)
+    for model, acc in MODELS.items():
+        (root / "eval" / f"eval_{model}.json").write_text(json.dumps(eval_doc(model, acc)))
+    finish(root / "eval", "eval", {"tasks": ["gsm_synth", "math_synth"]})
+    return root
+
+
+def write_dry_run(results_dir: Path) -> None:
+    """A dry-run result in the format `tinymath.pretrain.dry_run` returns, for the paper configuration."""
+    model = {"vocab_size": 32000, "padded_vocab_size": 32768, "hidden_size": 2048, "intermediate_size": 5632,
+             "num_layers": 22, "num_heads": 16, "num_kv_heads": 4, "head_dim": 128, "max_seq_len": 4096}
+    data = {"devices": 16, "n_params": 1_123_117_056, "flops_per_token": 7.6e9, "tokens": 299_999_690_752,
+            "per_device_bytes": {"params": 2**28, "optimizer_state": 2**29, "activations": 2**33,
+                                 "total": 2**28 + 2**29 + 2**33},
+            "hbm_bytes": 32 * 2**30, "fits": True, "predicted_days": {"0.40": 21.3, "0.55": 15.5}, "model": model}
+    prov = {"git": {}, "versions": {}, "host": {}, "config_sha256": "x", "manifests": {},
+            "command": "tinymath pretrain --config configs/pretrain/paper.yaml --dry-run"}
+    results.write(results_dir, results.envelope("dry_run", "dry_run", "cpu", prov, data))
+
+
+def collect_synthetic(tmp: Path, profile: str = "cpu", draw: bool = True) -> Path:
+    """Run the real report stage on synthetic runs (or only its collection, when figures are not needed)."""
+    runs = tmp / "runs"
+    build_runs(runs, profile)
+    config = tmp / "configs" / f"{profile}.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({"stages": STAGES, "curve_points": 50, "dry_run": None,
+                                  "tolerances": {"loss_rtol": 0.02, "reward_atol": 0.05}}))
+    if draw:
+        return runner.run_stage("report", config, runs=runs)
+    run = runner.Run("report", profile, runs / profile / "report", runs / profile, config)
+    collect.collect(run, STAGES, 50, None)
+    return run.dir
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory) -> Path:
+    """A collected report (results and figures) with a dry-run result added afterwards."""
+    report = collect_synthetic(tmp_path_factory.mktemp("report"))
+    write_dry_run(report / "results")
+    return report
+
+
+def copy_results(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
+
+
+def test_report_configs_load():
+    from tinymath.report import Config
+
+    for profile in ("smoke", "cpu", "paper"):
+        cfg = load_config(runner.config_path("report", profile), Config)
+        assert cfg.tolerances.counts == "exact" and cfg.tolerances.accuracy == "ci95_overlap"
+
+
+def test_report_collect_writes_valid_results(report_dir):
+    res = results.load_dir(report_dir / "results")
+    assert set(res) == {"data", "pretrain", "parity", "sft", "grpo", "eval_base", "eval_sft", "eval_grpo", "configs",
+                        "dry_run"}
+    prov = res["eval_sft"]["provenance"]
+    assert prov["command"] == "tinymath eval --profile cpu"
+    assert prov["manifests"]["eval"]["path"] == "cpu/eval/manifest.json"
+    assert len(prov["manifests"]["eval"]["sha256"]) == 64
+
+
+def test_report_collect_subsamples_curves_keeping_the_last_point(report_dir):
+    pretrain = results.load(report_dir / "results" / "pretrain.json")["data"]
+    assert len(pretrain["train"]) <= 50
+    assert pretrain["train"][-1]["step"] == 400 and pretrain["train"][0]["step"] == 1
+    assert pretrain["summary"]["tokens"] == 400 * 1024
+    assert pretrain["summary"]["final_val_loss"] == pytest.approx(8.0 * math.exp(-5) + 2.1)
+
+
+def test_report_needs_upstream_manifests(tmp_path):
+    build_runs(tmp_path / "runs")
+    (tmp_path / "runs" / "cpu" / "sft" / "manifest.json").unlink()
+    config = tmp_path / "cpu.yaml"
+    config.write_text(json.dumps({"stages": STAGES, "tolerances": {"loss_rtol": 0.02, "reward_atol": 0.05}}))
+    with pytest.raises(UserError, match="needs sft"):
+        runner.run_stage("report", config, runs=tmp_path / "runs")
+
+
+def test_report_results_invalid_file_names_file_and_field(report_dir, tmp_path):
+    doc = json.loads((report_dir / "results" / "sft.json").read_text())
+    del doc["data"]["summary"]
+    bad = tmp_path / "sft.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match=r"sft\.json: missing field 'data\.summary'"):
+        results.load(bad)
+    del doc["provenance"]["command"]
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match="provenance.command"):
+        results.load(bad)
+
+
+def test_report_reported_numbers_are_labelled_and_separate():
+    doc = results.load(paths.RESULTS / "reported" / "released_model_cards.json")
+    assert doc["kind"] == "reported" and doc["provenance"]["url"].startswith("https://github.com/")
+    assert doc["data"]["models"]["grpo"]["gsm8k"] == 2.2
+    assert not any(d["kind"] == "reported" for p in paths.RESULTS.iterdir() if p.is_dir() and p.name != "reported"
+                   for d in results.load_dir(p).values())
+
+
+def digests(directory: Path) -> dict[str, str]:
+    return {p.name: manifest.sha256_file(p) for p in sorted(directory.iterdir())}
+
+
+def test_report_figures_bytes_are_deterministic(report_dir, tmp_path):
+    figures.render_all(report_dir / "results", tmp_path)
+    again = digests(tmp_path)
+    assert {f"{name}.{ext}" for name in figures.FIGURES for ext in ("pdf", "png")} == set(again)
+    first = digests(report_dir / "figures")  # drawn by the stage, before the dry-run result existed
+    assert first == {name: again[name] for name in first} and len(first) == len(again) - 2
+
+
+def test_report_figures_skip_missing_results_with_reason(report_dir, tmp_path):
+    res = tmp_path / "res"
+    res.mkdir()
+    shutil.copy(report_dir / "results" / "sft.json", res)
+    written, skipped = figures.render_all(res, tmp_path / "figs")
+    assert [p.name for p in written] == ["sft_loss.pdf", "sft_loss.png"]
+    assert skipped["grpo_rewards"] == f"not drawn: grpo.json absent from {res}"
+    assert skipped["accuracy_by_stage"] == f"not drawn: eval_*.json absent from {res}"
+    assert set(skipped) == set(figures.FIGURES) - {"sft_loss"}
+
+
+def test_report_compare_identical_results_pass(report_dir, capsys):
+    assert compare.main(report_dir / "results", report_dir / "results") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("reproduced: ") and out[-1].endswith(" metrics within tolerance")
+    n, m = out[-1].split()[1].split("/")
+    assert n == m and int(m) > 40
+    assert any("tokens_per_s_median" in line and "not checked" in line for line in out)
+
+
+def perturb(path: Path, edit) -> None:
+    doc = json.loads(path.read_text())
+    edit(doc["data"])
+    path.write_text(json.dumps(doc))
+
+
+def test_report_compare_loss_outside_tolerance_fails(report_dir, tmp_path, capsys):
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    perturb(fresh / "pretrain.json", lambda d: d["summary"].update(final_loss=d["summary"]["final_loss"] * 1.05))
+    assert compare.main(fresh, report_dir / "results") == 1
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("pretrain.final_loss"))
+    assert line.endswith("FAIL") and "rel 0.02" in line
+
+
+def test_report_compare_count_change_fails(report_dir, tmp_path):
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    perturb(fresh / "data.json", lambda d: d["dedup"].update(removed=26))
+    assert compare.main(fresh, report_dir / "results") == 1
+
+
+def test_report_compare_absent_task_is_not_checked(report_dir, tmp_path, capsys):
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    def drop(d):
+        d["tasks"].pop("math_synth")
+        d["skipped"] = {"math_synth": "data file ../shared/data/math/test500.jsonl not found"}
+
+    perturb(fresh / "eval_sft.json", drop)
+    assert compare.main(fresh, report_dir / "results") == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("eval_sft.math_synth "))
+    assert line.endswith("not checked: data file ../shared/data/math/test500.jsonl not found")
+
+
+def test_report_compare_disjoint_intervals_fail(report_dir, tmp_path):
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    perturb(fresh / "eval_grpo.json", lambda d: d["tasks"]["gsm_synth"].update(cell(200, 0.9)))
+    assert compare.main(fresh, report_dir / "results") == 1
+
+
+def test_report_publish_replaces_committed_results(report_dir, tmp_path):
+    from tinymath.report import publish
+
+    dest = tmp_path / "results" / "cpu"
+    dest.mkdir(parents=True)
+    (dest / "stale.json").write_text("{}")
+    publish(report_dir, dest)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in (report_dir / "results").iterdir())
+
+
+def test_report_readme_update_replaces_only_the_block(report_dir, tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text(f"# Title\n\n{readme.START}\nold\n{readme.END}\n\nrest\n")
+    assert readme.update(path, report_dir / "results")
+    text = path.read_text()
+    assert text.startswith("# Title\n") and text.endswith(f"{readme.END}\n\nrest\n") and "old" not in text
+    assert "| `gsm_synth` | 5.0 [2.0, 8.0] | 30.0 [23.6, 36.4] | 38.0 [31.3, 44.7] |" in text
+    assert "![pretrain_loss](figures/pretrain_loss.png)" in text
+    assert not readme.update(path, report_dir / "results")
+
+
+def test_report_readme_block_is_fresh():
+    path = paths.REPO / "README.md"
+    if not path.is_file() or readme.START not in path.read_text():
+        pytest.skip("README.md has no results markers")
+    assert readme.current(path) == readme.render(paths.RESULTS / "cpu"), \
+        "README results block is stale: run readme.update(Path('README.md'), Path('results/cpu'))"
+
+
+def test_report_committed_figures_match_results(tmp_path):
+    committed = sorted(paths.FIGURES.glob("*.pdf")) + sorted(paths.FIGURES.glob("*.png"))
+    if not committed:
+        pytest.skip("no committed figures in figures/")
+    figures.render_all(paths.RESULTS / "cpu", tmp_path)
+    assert {p.name: manifest.sha256_file(p) for p in committed} == \
+        {p.name: manifest.sha256_file(tmp_path / p.name) for p in committed if (tmp_path / p.name).exists()}

@@ -1,0 +1,108 @@
+"""The paper: generated numbers, no hand-typed digits, every macro defined, and a real LaTeX build."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tinymath import paths
+from tinymath.report import figures, paper_numbers
+from test_report import collect_synthetic, write_dry_run
+
+MAIN = paths.PAPER / "main.tex"
+GENERATED = paths.PAPER / "generated"
+# Names that contain digits but are not numbers of this work.
+ALLOWED_NAMES = ("TinyMathReason-1B", "TPU v4-32", "GSM8K", "MATH-500", "A100", "SHA-256")
+# Commands whose arguments are labels, keys, paths or figure stems, not prose.
+NON_PROSE_ARGS = ("cite", "citep", "citet", "ref", "label", "input", "file", "bibliography", "bibliographystyle",
+                  "begin", "end", "resultfigure")
+GENERATED_PREFIXES = ("Repro", "Paper", "Reported", "CILevel")
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> Path:
+    """results/{cpu,reported} as the report would publish them, from synthetic runs."""
+    tmp = tmp_path_factory.mktemp("paper")
+    report = collect_synthetic(tmp, draw=False)
+    root = tmp / "results"
+    shutil.copytree(report / "results", root / "cpu")
+    write_dry_run(root / "cpu")
+    shutil.copytree(paths.RESULTS / "reported", root / "reported")
+    return root
+
+
+def body() -> str:
+    """The document body without comments: what a reader sees."""
+    text = MAIN.read_text()
+    text = text[text.index(r"\begin{document}"):]
+    return re.sub(r"(?<!\\)%.*", "", text)
+
+
+def prose(text: str) -> str:
+    for name in NON_PROSE_ARGS:
+        text = re.sub(rf"\\{name}\*?(\[[^\]]*\])?\{{[^}}]*\}}", " ", text)
+    for name in ALLOWED_NAMES:
+        text = text.replace(name, " ")
+    return text
+
+
+def used_macros() -> set[str]:
+    return {m for m in re.findall(r"\\([A-Za-z]+)", body()) if m.startswith(GENERATED_PREFIXES)}
+
+
+def defined_macros(numbers_tex: str) -> set[str]:
+    return set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}", numbers_tex))
+
+
+def test_report_paper_has_no_hand_typed_digits():
+    lines = [(i, line) for i, line in enumerate(prose(body()).splitlines(), 1) if re.search(r"\d", line)]
+    assert not lines, f"digits typed in main.tex (use a generated macro): {lines[:5]}"
+
+
+def test_report_paper_digit_scan_catches_a_typed_number():
+    assert re.search(r"\d", prose(r"the loss fell to 2.31 nats \cite{x} \ref{fig:a}"))
+
+
+def test_report_paper_macros_defined_for_full_results(synthetic_root):
+    numbers = paper_numbers.build(synthetic_root, "cpu")["numbers.tex"]
+    assert used_macros() and used_macros() <= defined_macros(numbers)
+    assert r"\newcommand{\ReproPretrainSteps}{400}" in numbers
+    assert r"\newcommand{\ReportedGsmEightkGrpo}{2.2}" in numbers
+    assert r"\newcommand{\PaperModelLayers}{22}" in numbers and r"\newcommand{\PaperParams}{1.12}" in numbers
+    assert r"\newcommand{\PaperMFULow}{40}" in numbers and r"\newcommand{\PaperDaysHighMFU}{15.5}" in numbers
+
+
+def test_report_paper_macros_defined_without_results(tmp_path):
+    files = paper_numbers.build(tmp_path / "results", "cpu")
+    assert used_macros() <= defined_macros(files["numbers.tex"])
+    assert "has not been trained or evaluated with this artifact" in files["numbers.tex"]
+    assert "not drawn: pretrain.json absent" in files["figures.tex"]
+
+
+def test_report_paper_generated_files_are_fresh():
+    if not GENERATED.is_dir():
+        pytest.skip("paper/generated not generated yet")
+    expected = paper_numbers.build(paths.RESULTS, "cpu")
+    stale = [name for name, text in expected.items() if (GENERATED / name).read_text() != text]
+    assert not stale, f"stale {stale}: run tinymath report paper --results results --out paper/generated"
+
+
+def test_report_paper_pdf_builds(synthetic_root, tmp_path):
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk not installed (install TeX Live to build the paper)")
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    shutil.copy(MAIN, paper)
+    shutil.copy(paths.PAPER / "references.bib", paper)
+    paper_numbers.write_all(synthetic_root, paper / "generated", "cpu")
+    figures.render_all(synthetic_root / "cpu", tmp_path / "figures")
+    done = subprocess.run(["nice", "latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+                          cwd=paper, capture_output=True, text=True, timeout=120)
+    log = (paper / "main.log").read_text(errors="replace")
+    assert done.returncode == 0, log[-2000:]
+    assert (paper / "main.pdf").stat().st_size > 50_000
+    assert not re.search(r"(Citation|Reference) `[^']+' .*undefined", log)
