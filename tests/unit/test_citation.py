@@ -34,4 +34,5 @@ def test_citation_preferred_citation_matches_bibtex():
     author = cff["authors"][0]
     assert bib["author"] == f"{author['family-names']}, {author['given-names']}"
     assert str(cff["year"]) == bib["year"] == "2026"
-    assert cff["url"] == bib["url"] and cff["publisher"]["name"] == bib["publisher"] == "GitHub"
+    url = bib.get("url") or bib["howpublished"].removeprefix("\\url")
+    assert cff["url"] == url and cff["publisher"]["name"] == bib["publisher"] == "GitHub"
