@@ -1,0 +1,216 @@
+"""The data stage: near-dedup, missing sources, token-share mixing, decontamination, packing format, paper config."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinymath import manifest, paths, runner, specials
+from tinymath.config import load_config
+from tinymath.data.config import DataConfig
+from tinymath.data.packed import PackedSplit, loss_mask
+from tinymath.data.prepare import dedup, pack, stage
+from tinymath.data.prepare.config import DedupConfig
+from tinymath.data.prepare.hub import stream_source
+from tinymath.errors import UserError
+from tinymath.runner import Run
+
+FAMILIES = ("worked_examples", "edu_english", "math_prose", "math_tables")
+SYNTH_GSM_TEST = "Mia packs 17 boxes with 23 crayons each and gives away 41 crayons to her cousins. How many are left?"
+SYNTH_MATH_TEST = "What is the remainder when $7^{2024}$ is divided by $13$?"
+
+
+def vocabulary(seed: int, n: int = 600) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(n)]
+
+
+def distinct_texts(n: int, seed: int = 0) -> list[str]:
+    """Random-word documents of 40-120 words: pairwise far below the near-duplicate threshold."""
+    rng, words = random.Random(seed), vocabulary(seed)
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(40, 120))) + "." for _ in range(n)]
+
+
+def edited(text: str, seed: int) -> str:
+    """A light edit (one word replaced), as a repost would be."""
+    words = text.split()
+    words[random.Random(seed).randrange(len(words))] = "changed"
+    return " ".join(words)
+
+
+def first_gsm8k_test_question(shared_data: Path) -> str:
+    with (shared_data / "gsm8k" / "test.jsonl").open() as f:
+        return json.loads(f.readline())["question"]
+
+
+def make_runs(root: Path, gsm_question: str | None) -> None:
+    """Upstream outputs for the data stage: a tokenizer, a synth corpus with planted duplicates and contamination."""
+    texts = distinct_texts(482)  # the last two carry the planted contamination
+    docs = [{"id": f"doc{i}", "source": FAMILIES[i % 4], "text": t} for i, t in enumerate(texts[:480])]
+    docs += [{"id": f"dup{i}", "source": FAMILIES[i % 4], "text": edited(texts[i], i)} for i in range(0, 40, 2)]
+    docs.append({"id": "contaminated-synth", "source": "edu_english",
+                 "text": texts[480] + " Practice: " + SYNTH_GSM_TEST + " Show your work."})
+    if gsm_question is not None:
+        docs.append({"id": "contaminated-gsm8k", "source": "worked_examples",
+                     "text": "Worked example. " + gsm_question.lower() + " " + texts[481]})
+    synth = root / "synth"
+    for sub in ("corpus", "gsm", "math"):
+        (synth / sub).mkdir(parents=True)
+    (synth / "corpus" / "documents.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (synth / "gsm" / "test.jsonl").write_text(json.dumps({"question": SYNTH_GSM_TEST, "answer": "#### 350"}) + "\n")
+    (synth / "math" / "test.jsonl").write_text(json.dumps({"problem": SYNTH_MATH_TEST, "solution": "$\\boxed{9}$"})
+                                               + "\n")
+    from tinymath.tokenizer import train_tokenizer
+
+    train_tokenizer(texts[:200], vocab_size=400).save_pretrained(root / "tokenizer" / "tokenizer")
+    for upstream in ("synth", "tokenizer"):
+        manifest.write_json_atomic(root / upstream / manifest.MANIFEST, {"outputs": {}})
+
+
+def cpu_config(**prepare) -> DataConfig:
+    """configs/data/cpu.yaml (its shares and filters), sized down for the test corpus."""
+    cfg = load_config(paths.CONFIGS / "data" / "cpu.yaml", DataConfig)
+    block = cfg.prepare.model_dump() | {"seq_len": 64, "validation_fraction": 0.1, "rows_per_shard": 16} | prepare
+    return cfg.model_copy(update={"prepare": type(cfg.prepare).model_validate(block)})
+
+
+def run_prepare(root: Path, cfg: DataConfig) -> Path:
+    run = Run(stage="data", profile="test", dir=root / "data", root=root, config_path=root / "cpu.yaml")
+    run.dir.mkdir(parents=True, exist_ok=True)
+    stage.main(cfg, run)
+    return run.dir
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, shared_data) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("runs")
+    make_runs(root, first_gsm8k_test_question(shared_data))
+    out = run_prepare(root, cpu_config())
+    return out, json.loads((out / "stats.json").read_text())
+
+
+def packed_document_ids(out: Path) -> set[str]:
+    index = json.loads((out / "packed" / "index.json").read_text())
+    return {d for shards in index["splits"].values() for s in shards for row in s["documents"] for d in row}
+
+
+def test_dedup_removes_planted_near_duplicates_and_keeps_distinct(tmp_path):
+    texts = distinct_texts(150, seed=1)
+    pairs = {150 + k: i for k, i in enumerate(range(0, 60, 3))}  # index of the edited copy -> its original
+    texts += [edited(texts[i], i) for i in pairs.values()]
+    removed = dedup.near_duplicates(texts, DedupConfig(), tmp_path)
+    assert len(removed) == len(pairs)
+    assert all((copy in removed) != (orig in removed) for copy, orig in pairs.items())  # one of each pair kept
+    assert removed <= set(pairs) | set(pairs.values())  # no distinct document removed
+
+
+@pytest.mark.parametrize("text", ["The Quick, brown fox: 12 jumps over 3.5 lazy dogs; the end of it all.",
+                                  "Café déjà vu: naïve façade, résumé of 2,024 élèves and 7 more words here."])
+def test_dedup_signature_matches_datatrove_shingles(text, tmp_path):
+    cfg = dedup.minhash_config(DedupConfig())
+    ours = dedup.Signature(str(tmp_path), config=cfg, language=dedup.WhitespaceWords())
+    reference = dedup.MinhashDedupSignature(str(tmp_path), config=cfg, language=dedup.WhitespaceWords())
+    assert np.array_equal(ours.get_shingles(text), reference.get_shingles(text))
+    assert ours.get_shingles(text).shape == (len(text.split()) - 4, 1)
+
+
+def test_prepare_missing_source_is_an_error_naming_it(tmp_path):
+    make_runs(tmp_path, gsm_question=None)
+    sources = cpu_config().prepare.model_dump()["sources"]
+    sources["proof_pile"] = sources.pop("math_tables")  # same share, a family the corpus does not have
+    with pytest.raises(UserError, match=r"prepare\.sources\.proof_pile: family 'proof_pile' has no documents"):
+        run_prepare(tmp_path, cpu_config(sources=sources))
+
+
+def test_prepare_mix_achieves_cpu_shares_within_one_percent(prepared):
+    _, stats = prepared
+    cpu = load_config(paths.CONFIGS / "data" / "cpu.yaml", DataConfig).prepare
+    assert set(stats["mix"]) == set(cpu.sources)
+    for name, source in cpu.sources.items():
+        assert stats["mix"][name]["target"] == source.share
+        assert abs(stats["mix"][name]["achieved"] - source.share) <= 0.01 * source.share
+    assert stats["tokens"]["train"] == sum(m["tokens"] for m in stats["mix"].values())
+
+
+def test_prepare_removes_near_duplicates_and_contaminated_documents(prepared):
+    out, stats = prepared
+    assert stats["dedup"]["removed"] == 20
+    assert stats["decontamination"]["gsm8k_test"] == 1
+    assert stats["decontamination"]["synth_gsm_test"] == 1
+    assert stats["decontamination"]["synth_math_test"] == 0
+    ids = packed_document_ids(out)
+    assert "contaminated-gsm8k" not in ids and "contaminated-synth" not in ids
+
+
+def test_prepare_is_deterministic(prepared, tmp_path, shared_data):
+    out, _ = prepared
+    make_runs(tmp_path, first_gsm8k_test_question(shared_data))
+    again = run_prepare(tmp_path, cpu_config())
+    assert manifest.hash_tree(again) == manifest.hash_tree(out)
+
+
+def test_packed_split_reads_back_the_document_stream(prepared):
+    out, stats = prepared
+    split = PackedSplit(out / "packed", "train")
+    rows = [split[i] for i in range(len(split))]
+    tokens = np.concatenate([r["tokens"][r["segment_ids"] > 0] for r in rows])
+    assert len(tokens) == stats["tokens"]["train"] and split.seq_len == 64
+    ends = np.flatnonzero(tokens == specials.ENDOFTEXT_ID)
+    assert ends[-1] == len(tokens) - 1  # the stream is whole documents, each ending in <|endoftext|>
+    docs = sum(len(r) for s in json.loads((out / "packed" / "index.json").read_text())["splits"]["train"]
+               for r in s["documents"])
+    assert len(ends) <= docs  # a document split across rows is listed in both rows
+
+
+def test_pack_restarts_segments_and_positions_at_document_boundaries():
+    docs = [np.array([10, 11, 12, 0]), np.array([20, 0]), np.array([30, 31, 32, 33, 34, 0]), np.array([40, 0])]
+    rows = pack.pack([d.astype(np.int32) for d in docs], seq_len=4)  # width 5
+    assert rows["tokens"].tolist() == [[10, 11, 12, 0, 20], [0, 30, 31, 32, 33], [34, 0, 40, 0, specials.PAD_ID]]
+    assert rows["segment_ids"].tolist() == [[1, 1, 1, 1, 2], [1, 2, 2, 2, 2], [1, 1, 2, 2, 0]]
+    assert rows["positions"].tolist() == [[0, 1, 2, 3, 0], [0, 0, 1, 2, 3], [0, 1, 0, 1, 0]]
+    assert not loss_mask(rows["segment_ids"])[2, 1]  # 0 (end of doc 3) -> 40 (doc 4) is not a target
+    assert pack.row_documents(np.array([4, 2, 6, 2]), ["a", "b", "c", "d"], 5) == [["a", "b"], ["b", "c"], ["c", "d"]]
+
+
+def test_paper_config_validates_with_hub_ids_and_fails_fast_offline(monkeypatch, tmp_path):
+    cfg = load_config(paths.CONFIGS / "data" / "paper.yaml", DataConfig)
+    assert cfg.requires.network and cfg.synth is None and cfg.prepare.seq_len == 4096
+    hub = {s.hub_id for s in cfg.prepare.sources.values()}
+    assert {"HuggingFaceFW/fineweb-edu", "open-web-math/open-web-math", "EleutherAI/proof-pile-2"} <= hub
+    assert stage.needs(cfg) == ["tokenizer"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="requires.network") as err:
+        runner.check_requirements(cfg.requires, paths.CONFIGS / "data" / "paper.yaml")
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match=r"sources\.fineweb_edu: cannot stream HuggingFaceFW/fineweb-edu") as err:
+        next(stream_source("fineweb_edu", cfg.prepare.sources["fineweb_edu"]))
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="unreachable"):
+        runner.run_stage("tokenizer", paths.CONFIGS / "tokenizer" / "paper.yaml", runs=tmp_path)
+
+
+def test_prepare_paper_flow_streams_each_source_to_its_token_budget(monkeypatch, tmp_path):
+    """The hub path end to end, with the hub replaced by endless local streams (the network is the only fake)."""
+    make_runs(tmp_path, gsm_question=None)
+    read = {}
+
+    def fake_stream(name, source):
+        for i, text in enumerate(distinct_texts(2000, seed=len(name))):
+            read[name] = i + 1
+            yield text
+
+    monkeypatch.setattr("tinymath.data.prepare.hub.stream_source", fake_stream)
+    cfg = load_config(paths.CONFIGS / "data" / "paper.yaml", DataConfig)
+    block = cfg.prepare.model_dump() | {"tokens": 20_000, "seq_len": 64, "validation_fraction": 0.1,
+                                        "dedup": {"workers": 1}}
+    paper = cfg.model_copy(update={"prepare": type(cfg.prepare).model_validate(block)})
+    stats = json.loads((run_prepare(tmp_path, paper) / "stats.json").read_text())
+    for name, source in paper.prepare.sources.items():
+        assert read[name] < 2000  # stopped once oversample x share x tokens were streamed
+        target = source.share * 20_000  # a few hundred tokens a document: half a document is 2-5% of a target
+        assert abs(stats["mix"][name]["tokens"] - target) <= 0.06 * target
+    assert "synth_gsm_test" not in stats["decontamination"]
