@@ -79,7 +79,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def describe_error(source: str, error: ValidationError) -> str:
     """One line from the first pydantic error: file, dotted key, expectation, actual value."""
-    err = error.errors()[0]
+    errors = error.errors()
+    # An unknown key first: it is usually a misspelling of the key reported missing.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     key = ".".join(str(p) for p in err["loc"]) or "<top>"
     if err["type"] == "extra_forbidden":
         return f"{source}: unknown key {key!r}"
