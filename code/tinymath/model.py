@@ -11,7 +11,6 @@ zero-initialised and their logits are masked, so they never win an argmax and ge
 
 from __future__ import annotations
 
-import json
 import math
 from functools import partial
 from pathlib import Path
@@ -137,17 +136,20 @@ def _matmul_bwd(dtype, res, g):
 matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
-def normal_init(key: jax.Array, shape: tuple[int, ...], rows: int | None = None) -> jax.Array:
-    """N(0, 0.02) weights; when `rows` is given, entries past that many rows of axis 0 are zero (padded vocab)."""
+def normal_init(key: jax.Array, shape: tuple[int, ...], axis: int = 0, valid: int | None = None) -> jax.Array:
+    """N(0, 0.02) weights; entries at index >= `valid` along `axis` are zero (the padded vocabulary)."""
     w = INIT_STD * jax.random.normal(key, shape, jnp.float32)
-    return w if rows is None else jnp.where(jnp.arange(shape[0])[:, None] < rows, w, 0.0)
+    if valid is None:
+        return w
+    index = jax.lax.broadcasted_iota(jnp.int32, shape, axis)
+    return jnp.where(index < valid, w, 0.0)
 
 
 class Linear(nnx.Module):
     """Bias-free projection; `kernel` is [in, out] (the transpose of torch's `weight`)."""
 
-    def __init__(self, d_in: int, d_out: int, dtype: jnp.dtype, rngs: nnx.Rngs):
-        self.kernel = nnx.Param(normal_init(rngs.params(), (d_in, d_out)))
+    def __init__(self, d_in: int, d_out: int, dtype: jnp.dtype, rngs: nnx.Rngs, valid_out: int | None = None):
+        self.kernel = nnx.Param(normal_init(rngs.params(), (d_in, d_out), axis=1, valid=valid_out))
         self.dtype = dtype
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -244,30 +246,33 @@ class Block(nnx.Module):
 class Embed(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         shape = (cfg.padded_vocab_size, cfg.hidden_size)
-        self.embedding = nnx.Param(normal_init(rngs.params(), shape, rows=cfg.vocab_size))
+        self.embedding = nnx.Param(normal_init(rngs.params(), shape, axis=0, valid=cfg.vocab_size))
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         return jnp.take(self.embedding[...], tokens, axis=0)  # [B, T] -> [B, T, D]
 
 
 class Llama(nnx.Module):
-    """tokens, positions, segment_ids [B, T] int32 -> logits [B, T, Vp] float32."""
+    """tokens, positions, segment_ids [B, T] int32 -> logits [B, T, Vp] float32.
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    remat=True recomputes each layer in the backward pass, keeping only layer inputs alive (a training choice, not
+    part of the architecture: the parameters are the same).
+    """
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs, remat: bool = False):
         dtype = jnp.dtype(cfg.compute_dtype)
-        self.vocab_size = cfg.vocab_size
+        self.vocab_size, self.remat = cfg.vocab_size, remat
         self.embed_tokens = Embed(cfg, rngs)
         self.layers = nnx.List([Block(cfg, dtype, rngs) for _ in range(cfg.num_layers)])
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.lm_head = Linear(cfg.hidden_size, cfg.padded_vocab_size, dtype, rngs)
-        rows = cfg.vocab_size  # lm_head columns past the real vocabulary start at zero, like the embedding rows
-        self.lm_head.kernel[...] = normal_init(rngs.params(), self.lm_head.kernel.shape[::-1], rows).T
+        self.lm_head = Linear(cfg.hidden_size, cfg.padded_vocab_size, dtype, rngs, valid_out=cfg.vocab_size)
 
     def __call__(self, tokens: jax.Array, positions: jax.Array, segment_ids: jax.Array) -> jax.Array:
         x = self.embed_tokens(tokens)  # [B, T, D]
         mask = attention_mask(segment_ids)
+        block = nnx.remat(Block.__call__) if self.remat else Block.__call__
         for layer in self.layers:
-            x = layer(x, positions, mask)
+            x = block(layer, x, positions, mask)
         logits = self.lm_head(self.norm(x))  # [B, T, Vp]
         real = jnp.arange(logits.shape[-1]) < self.vocab_size
         return jnp.where(real, logits, MASKED_LOGIT)
@@ -276,7 +281,7 @@ class Llama(nnx.Module):
 def flat_params(model: Llama) -> dict[str, np.ndarray]:
     """Dotted NNX path -> float32 numpy array, e.g. 'layers.0.self_attn.q_proj.kernel'."""
     state = nnx.state(model, nnx.Param)
-    return {".".join(str(p) for p in path): np.asarray(var.get_value(), np.float32)
+    return {".".join(str(p) for p in path): np.array(var.get_value(), np.float32)
             for path, var in nnx.to_flat_state(state)}
 
 
@@ -316,7 +321,3 @@ def load_safetensors(directory: Path) -> tuple[ModelConfig, Llama]:
     directory = Path(directory)
     cfg = ModelConfig.model_validate_json((directory / CONFIG_FILE).read_text())
     return cfg, from_flat(cfg, load_file(str(directory / PARAMS_FILE)))
-
-
-def read_config(directory: Path) -> ModelConfig:
-    return ModelConfig.model_validate(json.loads((Path(directory) / CONFIG_FILE).read_text()))
