@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 
@@ -14,7 +15,15 @@ from tinymath.config import load_config
 from tinymath.data import synthetic
 from tinymath.data.synthetic import competition, gsm
 from tinymath.data.synthetic.arith import canonical, check_solution
-from tinymath.data.synthetic.config import CORPUS_SOURCES, MATH_SUBJECTS, GsmConfig, MathConfig
+from tinymath.data.synthetic.config import (
+    CORPUS_SOURCES,
+    MATH_SUBJECTS,
+    CorpusConfig,
+    GsmConfig,
+    MathConfig,
+    SynthConfig,
+)
+from tinymath.data.synthetic.corpus import Corpus
 from tinymath.errors import UserError
 
 SMOKE = paths.CONFIGS / "data" / "smoke.yaml"
@@ -96,8 +105,6 @@ def test_math_answers_are_last_boxed_and_sympy_checked(smoke_run):
 
 
 def test_math_check_rejects_wrong_answer():
-    import random
-
     import sympy
 
     p = competition.draw(random.Random(0), "Number Theory", 2)
@@ -241,9 +248,6 @@ def test_paper_profile_has_no_synth():
 
 def test_corpus_writes_no_held_out_fact():
     """With a large hold-out share, every fact in every document must still pass the hold-out rule."""
-    from tinymath.data.synthetic.config import CorpusConfig, SynthConfig
-    from tinymath.data.synthetic.corpus import Corpus
-
     cfg = SynthConfig(gsm=GsmConfig(holdout_fraction=0.4), corpus=CorpusConfig(documents=300))
     corpus = Corpus(cfg, seed=3)
     docs = corpus.generate()
@@ -251,3 +255,100 @@ def test_corpus_writes_no_held_out_fact():
     binary = {f for f in facts if re.fullmatch(r"\d+[-+*/]\d+=\d+", f)}
     assert len(binary) > 100
     assert not [f for f in binary if corpus.gsm_split.held(f)]
+
+
+def test_math_statement_decides_split():
+    """One statement, one split: templates that write the same text at two levels must not split it two ways."""
+    cfg = MathConfig(train=1500, validation=50, test=300)
+    problems, _, _ = competition.generate(cfg, 0, lambda fact: False)
+    statements = {s: {p.problem for p in ps} for s, ps in problems.items()}
+    assert not statements["test"] & (statements["train"] | statements["validation"])
+    assert not statements["validation"] & statements["train"]
+    splitter, rng, seen = competition.splitter_of(cfg, 0), random.Random(1), {}
+    for _ in range(3000):
+        p = competition.draw(rng, rng.choice(MATH_SUBJECTS), rng.randint(1, 5))
+        assert seen.setdefault(p.problem, splitter.split(p.key)) == splitter.split(p.key)
+
+
+def test_corpus_holds_no_test_problem():
+    """Worked examples are drawn only from problems whose statement the split rule sends to training."""
+    cfg = SynthConfig(math=MathConfig(train=1500, validation=50, test=300),
+                      corpus=CorpusConfig(documents=1500, sources={"worked_examples": 1.0}))
+    tests = [p.problem for p in competition.generate(cfg.math, 0, gsm.splitter_of(cfg.gsm, 0).held)[0]["test"]]
+    tests += [p.question for p in gsm.generate(cfg.gsm, 0)[0]["test"]]
+    corpus = "\n".join(d["text"] for d in Corpus(cfg, 0).generate())
+    assert corpus.count("Problem: ") > 200
+    assert not [t for t in tests if t in corpus]
+
+
+FAMILIES = ("math_tables", "math_prose", "edu_english", "worked_examples")
+
+
+@pytest.fixture(scope="module")
+def family_removal(tmp_path_factory) -> dict[str, float]:
+    """Share of each family's documents that MinHash dedup (the prepare stage's settings) removes, without reposts."""
+    from tinymath.data.prepare import dedup
+    from tinymath.data.prepare.config import DedupConfig
+
+    removed = {}
+    for family in FAMILIES:
+        cfg = SynthConfig(corpus=CorpusConfig(documents=1500, sources={family: 1.0}, duplicate_fraction=0.0,
+                                              near_duplicate_fraction=0.0))
+        texts = [d["text"] for d in Corpus(cfg, 0).generate()]
+        gone = dedup.near_duplicates(texts, DedupConfig(normalize_numbers=False), tmp_path_factory.mktemp(family))
+        removed[family] = len(gone) / len(texts)
+    return removed
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_corpus_families_are_mostly_distinct(family_removal, family):
+    """Each family varies its wording and numbers enough that near-dedup keeps at least 94% of it."""
+    assert family_removal[family] < 0.06
+
+
+def test_corpus_reposts_give_dedup_a_few_percent():
+    """With the configured repost fractions, a few percent of documents are verbatim copies, not more."""
+    cfg = SynthConfig(corpus=CorpusConfig(documents=3000, duplicate_fraction=0.02, near_duplicate_fraction=0.03))
+    texts = [d["text"] for d in Corpus(cfg, 0).generate()]
+    copies = 1 - len(set(texts)) / len(texts)
+    assert 0.015 < copies < 0.06
+
+
+def _real_ngrams(shared_data: Path) -> set[str]:
+    real = set()
+    for path, field in (("gsm8k/test.jsonl", "question"), ("math/test500.jsonl", "problem")):
+        for row in read(shared_data / path):
+            real |= _ngrams(row[field])
+    return real
+
+
+def test_every_math_template_avoids_real_13grams(shared_data):
+    """Every MATH template at every level, drawn many times, shares no 13-word sequence with GSM8K / MATH-500."""
+    real, rng = _real_ngrams(shared_data), random.Random(5)
+    for subject, templates in competition.TEMPLATES.items():
+        for name, template in templates.items():
+            for level in range(1, 6):
+                for _ in range(60):
+                    try:
+                        statement, work, *_ = template(rng, level)
+                    except ArithmeticError:
+                        continue
+                    assert not (_ngrams(statement) | _ngrams(work)) & real, (subject, name, level, statement)
+
+
+def test_every_corpus_generator_avoids_real_13grams(shared_data):
+    """Tables, explanations and encyclopedia paragraphs share no 13-word sequence with GSM8K / MATH-500."""
+    from tinymath.data.synthetic import encyclopedia, prose, tables
+    from tinymath.data.synthetic.splits import Splitter
+
+    real, rng, facts = _real_ngrams(shared_data), random.Random(6), tables.Facts(Splitter(0, 0.1, 0.1, 0.03))
+    makers = [lambda fn=fn: fn(rng, facts) for fn, _ in tables.KINDS.values()]
+    makers += [lambda fn=fn: fn(rng, facts) for fn in prose.PROSE.values()]
+    makers += [lambda fn=fn: fn(rng) for fn in encyclopedia.PROFILES.values()]
+    for make in makers:
+        for _ in range(200):
+            try:
+                text = make()
+            except ArithmeticError:  # an explanation whose numbers state a held-out fact is redrawn in use
+                continue
+            assert not _ngrams(text) & real, text

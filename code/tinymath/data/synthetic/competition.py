@@ -432,12 +432,13 @@ def draw(rng: random.Random, subject: str, level: int) -> MathProblem:
     while True:
         name = rng.choice(names)
         try:
-            statement, work, value, expected, numbers = TEMPLATES[subject][name](rng, level)
+            statement, work, value, expected, _ = TEMPLATES[subject][name](rng, level)
         except ArithmeticError:
             continue
         answer = tex(value)
         solution = f"{work}\n\nTherefore, the answer is $\\boxed{{{answer}}}$."
-        key = f"{name}|{level}|{','.join(map(str, numbers))}"
+        # the statement itself: one text, one split (levels and number tuples can repeat a statement)
+        key = f"{name}|{statement}"
         problem = MathProblem(statement, solution, answer, subject, level, name, key)
         check(problem, expected)
         return problem
