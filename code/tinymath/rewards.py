@@ -1,0 +1,46 @@
+"""GRPO reward functions: verifiable correctness, the strict answer format, and a penalty for repetition.
+
+Each has TRL's reward signature `f(completions, answer, **kwargs) -> list[float]`; TRL logs the mean of each under
+its `__name__`. Completions are chat turns (`[{"role": "assistant", "content": ...}]`) or plain strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinymath.answer import follows_format, is_correct
+
+NGRAM = 4  # repetition is measured over word 4-grams, the shortest span that a copied phrase reliably shows
+
+
+def _text(completion: Any) -> str:
+    return completion[-1]["content"] if isinstance(completion, list) else str(completion)
+
+
+def correctness(completions: list[Any], answer: list[str], kind: list[str], **_: Any) -> list[float]:
+    """1 when the completion's final answer equals the gold one by the evaluation's own rule, else 0.
+
+    `answer.is_correct` is the single definition (math-verify, gold first, timeouts and parse failures = wrong), so
+    the reward optimises exactly what evaluation measures; `kind` is 'gsm' or 'math' per prompt.
+    """
+    return [float(is_correct(_text(c), gold, k)) for c, gold, k in zip(completions, answer, kind, strict=True)]
+
+
+def strict_format(completions: list[Any], **_: Any) -> list[float]:
+    """1 when the completion is exactly one well-formed answer turn (answer.follows_format), else 0."""
+    return [float(follows_format(_text(c))) for c in completions]
+
+
+def repetition_fraction(text: str, n: int = NGRAM) -> float:
+    """Share of word n-grams that repeat an earlier one: 0 for fresh text, near 1 for a loop."""
+    words = text.split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def repetition(completions: list[Any], **_: Any) -> list[float]:
+    """Minus the repeated-n-gram share: small models fall into loops that run to the length limit."""
+    return [-repetition_fraction(_text(c)) for c in completions]
+
+
+REWARDS = {f.__name__: f for f in (correctness, strict_format, repetition)}

@@ -1,0 +1,230 @@
+"""SFT stage: data formatting, loss mask, packing isolation, token addition, config checks, a tiny real run."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import LlamaConfig, LlamaForCausalLM
+from trl import SFTConfig, SFTTrainer
+
+from tinymath import chat, runner, sft, specials
+from tinymath.answer import SYSTEM_PROMPT, follows_format
+from tinymath.config import load_config
+from tinymath.errors import UserError
+from tinymath.manifest import write_json_atomic
+
+GSM = {"question": "Tom has 3 boxes of 12 pens and gives away 5. How many pens are left?",
+       "answer": "He has 3 * 12 = <<3*12=36>>36 pens.\nHe keeps 36 - 5 = <<36-5=31>>31 pens.\n#### 31"}
+MATH = {"problem": "What is $\\frac{1}{2} + \\frac{1}{4}$?", "solution": "We get $\\boxed{\\frac{3}{4}}$.",
+        "answer": "\\frac{3}{4}", "subject": "Prealgebra", "level": 1, "unique_id": "test/prealgebra/1.json"}
+
+
+def tiny_model(tok) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=True, bos_token_id=None, eos_token_id=specials.EOS_ID,
+                      pad_token_id=specials.PAD_ID)
+    return LlamaForCausalLM(cfg)
+
+
+def gsm_records(n: int) -> list[dict[str, str]]:
+    out = []
+    for i in range(n):
+        a, b = 2 + i % 7, 3 + i % 5
+        out.append({"question": f"Tom has {a} apples and buys {b} more. How many apples does he have now?",
+                    "answer": f"Tom has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n#### {a + b}"})
+    return out
+
+
+def finish(run_dir: Path) -> None:
+    write_json_atomic(run_dir / "manifest.json", {"outputs": {p.name: "x" for p in run_dir.iterdir()}})
+
+
+def make_upstream(root: Path, tok, model_stage: str = "convert", model_dir: str = "hf") -> None:
+    """Fake upstream run dirs under `root` (= runs/<profile>): a tiny model and tiny synthetic GSM/MATH splits."""
+    model_path = root / model_stage / model_dir
+    tiny_model(tok).save_pretrained(model_path)
+    tok.save_pretrained(model_path)
+    finish(root / model_stage)
+    for name, rows in (("gsm", gsm_records(40)), ("math", [MATH] * 8)):
+        (root / "synth" / name).mkdir(parents=True, exist_ok=True)
+        (root / "synth" / name / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    finish(root / "synth")
+
+
+def test_gsm_conversation_drops_annotations_and_final_line():
+    system, user, assistant = chat.from_gsm8k(GSM)
+    assert system == {"role": "system", "content": SYSTEM_PROMPT} and user["content"] == GSM["question"]
+    assert "<<" not in assistant["content"] and "####" not in assistant["content"]
+    assert "He keeps 36 - 5 = 31 pens." in assistant["content"]
+    assert assistant["content"].endswith("\\boxed{31}.") and follows_format(assistant["content"])
+
+
+def test_math_conversation_boxes_record_answer():
+    assistant = chat.from_math(MATH)[-1]["content"]
+    assert follows_format(assistant) and assistant.endswith("\\boxed{\\frac{3}{4}}.")
+
+
+def test_hub_formats_extract_final_answer_or_drop():
+    meta = chat.from_metamathqa({"query": "What is 2+2?", "response": "2 + 2 = 4.\nThe answer is: 4"})
+    assert meta[-1]["content"].endswith("\\boxed{4}.") and "The answer is" not in meta[-1]["content"]
+    cot = chat.from_mathinstruct({"instruction": "q", "output": "So x = 7. The answer is 7.",
+                                  "source": "data/CoT/gsm_rft.json"})
+    assert cot[-1]["content"].endswith("\\boxed{7}.")
+    pot = {"instruction": "q", "output": "print(2 + 2)", "source": "data/PoT/mathqa.json"}
+    assert chat.from_mathinstruct(pot) is None
+    assert chat.from_metamathqa({"query": "q", "response": "no final answer here"}) is None
+
+
+def test_gsm_conversation_boxes_normalised_final_number():
+    rec = {"question": "q", "answer": "He pays 1,000 + 234 = <<1000+234=1234>>1,234 dollars.\n#### 1,234"}
+    assert chat.from_gsm8k(rec)[-1]["content"].endswith("\\boxed{1234}.")
+    with pytest.raises(ValueError):
+        chat.from_gsm8k({"question": "q", "answer": "no final line"})
+
+
+@pytest.fixture(scope="module")
+def packed_batch(tiny_tokenizer, tmp_path_factory):
+    """The first training batch TRL builds from three conversations, packed padding-free, with its model."""
+    tok = tiny_tokenizer
+    model = tiny_model(tok)
+    convs = [chat.from_gsm8k(r) for r in gsm_records(3)]
+    args = SFTConfig(output_dir=str(tmp_path_factory.mktemp("out")), report_to="none", use_cpu=True,
+                     assistant_only_loss=True, packing=True, max_length=512, per_device_train_batch_size=1)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"messages": convs}),
+                         processing_class=tok)
+    return next(iter(trainer.get_train_dataloader())), model, convs
+
+
+def segments(batch) -> list[slice]:
+    """The packed sequences of a padding-free row: each starts where position_ids restart at 0."""
+    starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
+    return [slice(a, b) for a, b in zip(starts, [*starts[1:], batch["position_ids"].shape[1]])]
+
+
+def test_loss_mask_covers_exactly_assistant_content_and_im_end(packed_batch, tiny_tokenizer):
+    batch, _, convs = packed_batch
+    assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch  # padding-free packing
+    parts = segments(batch)
+    assert len(parts) == len(convs)
+    targets = {c[-1]["content"] + specials.IM_END for c in convs}
+    for part in parts:
+        labels = batch["labels"][0, part]
+        trained = labels[labels != -100].tolist()
+        assert tiny_tokenizer.decode(trained) in targets
+        where = (labels != -100).nonzero().flatten().tolist()
+        assert where == list(range(where[0], where[0] + len(where)))  # one contiguous span: the assistant turn
+        assert trained[-1] == specials.IM_END_ID
+
+
+def test_packed_logits_match_unpacked(packed_batch):
+    batch, model, _ = packed_batch
+    model.eval()
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        leaky = model(input_ids=batch["input_ids"], use_cache=False).logits  # one long sequence: attends across
+        for i, part in enumerate(segments(batch)):
+            alone = model(input_ids=batch["input_ids"][:, part], use_cache=False).logits
+            torch.testing.assert_close(packed[:, part], alone, atol=1e-5, rtol=1e-4)
+            if i > 0:
+                assert not torch.allclose(leaky[:, part], alone, atol=1e-3)  # the comparison can detect a leak
+
+
+def test_add_tokens_initialises_rows_at_mean(tiny_tokenizer):
+    tok = copy.deepcopy(tiny_tokenizer)  # the session fixture must keep its vocabulary
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, tie_word_embeddings=False))
+    emb_mean = model.get_input_embeddings().weight[:len(tok)].mean(0).clone()
+    head_mean = model.get_output_embeddings().weight[:len(tok)].mean(0).clone()
+    old = len(tok)
+    assert sft.add_tokens(model, tok, [specials.THINK, "<step>", "<check>"]) == ["<step>", "<check>"]
+    assert len(tok) == old + 2 and model.get_input_embeddings().weight.shape[0] >= old + 2
+    for w, mean in ((model.get_input_embeddings().weight, emb_mean), (model.get_output_embeddings().weight, head_mean)):
+        torch.testing.assert_close(w[old:old + 2], mean.expand(2, -1))
+    assert sft.add_tokens(model, tok, list(specials.SPECIAL_TOKENS)) == []  # all present: nothing changes
+
+
+def write_config(tmp_path: Path, trainer: dict) -> Path:
+    path = tmp_path / "cpu.yaml"
+    path.write_text(json.dumps({"sources": {"g": {"format": "gsm8k", "path": "gsm/train.jsonl"}},
+                                "trainer": trainer}))
+    return path
+
+
+def test_unknown_trainer_field_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="max_seq_length"):
+        load_config(write_config(tmp_path, {"max_seq_length": 4096}), sft.Config)
+    with pytest.raises(UserError, match="output_dir"):
+        load_config(write_config(tmp_path, {"output_dir": "/elsewhere"}), sft.Config)
+
+
+def test_invalid_trainer_value_is_user_error(tmp_path):
+    cfg = load_config(write_config(tmp_path, {"lr_scheduler_type": "zigzag"}), sft.Config)
+    with pytest.raises(UserError, match="trainer"):
+        sft.trl_args(SFTConfig, cfg, tmp_path / "out", tmp_path / "cpu.yaml")
+
+
+def test_paper_config_names_hub_datasets():
+    cfg = load_config(runner.config_path("sft", "paper"), sft.Config)
+    hubs = {s.hub: (s.subset, s.split, s.rows) for s in cfg.sources.values()}
+    assert hubs == {"meta-math/MetaMathQA": (None, "train", 395000),
+                    "TIGER-Lab/MathInstruct": (None, "train", 262039),
+                    "openai/gsm8k": ("main", "train", 7473)}
+    assert cfg.trainer["learning_rate"] == 2e-5 and cfg.trainer["num_train_epochs"] == 2
+    assert cfg.trainer["max_length"] == 4096 and cfg.trainer["lr_scheduler_type"] == "cosine"
+    assert cfg.requires.accelerator == "gpu" and sft.needs(cfg) == ["convert"]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_sft_configs_validate(profile):
+    cfg = load_config(runner.config_path("sft", profile), sft.Config)
+    assert cfg.trainer.get("packing") is True and cfg.trainer["max_grad_norm"] > 0
+
+
+def test_resume_point_discards_other_config_checkpoints(tmp_path):
+    out = tmp_path / "checkpoints"
+    (out / "checkpoint-4").mkdir(parents=True)
+    (out / sft.DIGEST_FILE).write_text("a")
+    assert sft.resume_point(out, "a").endswith("checkpoint-4")
+    assert sft.resume_point(out, "b") is None and not (out / "checkpoint-4").exists()
+
+
+def test_sft_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
+    make_upstream(tmp_path / "smoke", tiny_tokenizer)
+    out = runner.run_stage("sft", runner.config_path("sft", "smoke"), runs=tmp_path,
+                           overrides=["trainer.max_steps=4", "trainer.bf16=false"])
+    assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "tokenizer.json").is_file()
+    assert not list((out / "model").glob("*.bin")) and not (out / "checkpoints").exists()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert set(rows[0]) == {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s"}
+    gen = json.loads((out / "model" / "generation_config.json").read_text())
+    assert gen["eos_token_id"] == list(specials.STOP_IDS)
+
+
+def test_sft_stage_resumes_from_last_checkpoint(tmp_path, tiny_tokenizer, monkeypatch, caplog):
+    make_upstream(tmp_path / "smoke", tiny_tokenizer)
+    overrides = ["trainer.max_steps=4", "trainer.bf16=false", "trainer.save_steps=2"]
+    real_save = sft.save_model
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies after training, before the model is written
+
+    monkeypatch.setattr(sft, "save_model", crash)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_stage("sft", runner.config_path("sft", "smoke"), runs=tmp_path, overrides=overrides)
+    out = tmp_path / "smoke" / "sft"
+    assert (out / "checkpoints" / "checkpoint-4").is_dir() and not (out / "model").exists()
+    monkeypatch.setattr(sft, "save_model", real_save)
+    with caplog.at_level(logging.INFO, logger="tinymath"):
+        runner.run_stage("sft", runner.config_path("sft", "smoke"), runs=tmp_path, overrides=overrides)
+    assert "resuming from" in caplog.text and (out / "model" / "model.safetensors").is_file()
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]  # the resumed run repeats no step in metrics.jsonl
