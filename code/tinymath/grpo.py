@@ -87,7 +87,8 @@ def main(cfg: Config, run: Run) -> None:
     last = resume_point(out, config_digest(cfg))
     args = trl_args(GRPOConfig, cfg, out, run.config_path)
     metrics = MetricsWriter(run.dir / "metrics.jsonl", METRIC_KEYS, extra=reward_means)
-    trainer = GRPOTrainer(model=model, reward_funcs=[rewards.REWARDS[r] for r in cfg.rewards], args=args,
+    reward_funcs = [rewards.with_special_tokens(rewards.REWARDS[r], tok) for r in cfg.rewards]
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args,
                           train_dataset=data, processing_class=tok, callbacks=[metrics])
     logger.info("grpo: %d prompts, rewards %s%s", len(data), cfg.rewards, f", resuming from {last}" if last else "")
     fit(trainer, tok, run, metrics, last)

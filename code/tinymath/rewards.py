@@ -6,8 +6,11 @@ its `__name__`. Completions are chat turns (`[{"role": "assistant", "content": .
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
+from tinymath import specials
 from tinymath.answer import follows_format, is_correct
 
 NGRAM = 4  # repetition is measured over word 4-grams, the shortest span that a copied phrase reliably shows
@@ -41,6 +44,25 @@ def repetition_fraction(text: str, n: int = NGRAM) -> float:
 def repetition(completions: list[Any], **_: Any) -> list[float]:
     """Minus the repeated-n-gram share: small models fall into loops that run to the length limit."""
     return [-repetition_fraction(_text(c)) for c in completions]
+
+
+def with_special_tokens(reward: Callable[..., list[float]], tokenizer: Any) -> Callable[..., list[float]]:
+    """`reward` scored on completions decoded with <think> and </think> kept.
+
+    TRL decodes completions with `skip_special_tokens=True`, which deletes the reasoning delimiters (special tokens
+    of this tokenizer), so the strict format could never be met. Re-decode `completion_ids` keeping them, dropping
+    only the stop and padding tokens.
+    """
+    drop = set(specials.STOP_IDS) | {specials.PAD_ID}
+
+    @functools.wraps(reward)
+    def scored(completions: list[Any], completion_ids: list[list[int]], **kwargs: Any) -> list[float]:
+        texts = [tokenizer.decode([t for t in ids if t not in drop]) for ids in completion_ids]
+        turns = [[{"role": "assistant", "content": t}] if isinstance(c, list) else t
+                 for c, t in zip(completions, texts, strict=True)]
+        return reward(turns, completion_ids=completion_ids, **kwargs)
+
+    return scored
 
 
 REWARDS = {f.__name__: f for f in (correctness, strict_format, repetition)}

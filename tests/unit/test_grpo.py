@@ -88,3 +88,18 @@ def test_grpo_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
     assert set(rows[-1]["rewards"]) == {"correctness", "strict_format", "repetition"}
     gen = json.loads((out / "model" / "generation_config.json").read_text())
     assert gen["eos_token_id"] == list(specials.STOP_IDS)
+
+
+def test_rewards_score_the_reasoning_delimiters_trl_strips(tiny_tokenizer):
+    """TRL decodes completions without special tokens; the wrapped rewards re-decode the ids and keep <think>."""
+    from tinymath import answer, rewards, specials
+
+    text = answer.format_response("2 + 2 = 4", "4")
+    ids = tiny_tokenizer(text)["input_ids"] + [specials.IM_END_ID, specials.PAD_ID]
+    as_trl = [[{"role": "assistant", "content": tiny_tokenizer.decode(ids, skip_special_tokens=True)}]]
+    assert rewards.strict_format(as_trl) == [0.0]
+    scored = rewards.with_special_tokens(rewards.strict_format, tiny_tokenizer)
+    assert scored(as_trl, completion_ids=[ids]) == [1.0]
+    assert scored.__name__ == "strict_format"
+    correct = rewards.with_special_tokens(rewards.correctness, tiny_tokenizer)
+    assert correct(as_trl, completion_ids=[ids], answer=["4"], kind=["gsm"]) == [1.0]
