@@ -326,7 +326,9 @@ max |logit difference| {max_diff:.2e} (tolerance {tol:g}), mean KL divergence {k
 
 def read_eval(path: Path) -> dict[str, Any] | None:
     """The published base-model evaluation (`results/<profile>/eval_base.json`), when there is one."""
-    return json.loads(path.read_text()) if path.is_file() else None
+    from tinymath.report import results
+
+    return results.load(path)["data"] if path.is_file() else None
 
 
 def eval_results(evals: dict[str, Any]) -> list[EvalResult]:

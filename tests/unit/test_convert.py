@@ -220,3 +220,11 @@ def test_convert_stage_parity_failure_leaves_no_manifest(tmp_path, tiny_tokenize
         runner.run_stage("convert", stage_config(tmp_path), runs=tmp_path / "runs")
     run_dir = tmp_path / "runs" / "unit" / "convert"
     assert not (run_dir / MANIFEST).exists() and not json.loads((run_dir / "parity.json").read_text())["passed"]
+
+
+def test_convert_model_card_reads_published_eval_results():
+    """The model card takes its numbers from a published results file (the results envelope, not raw eval JSON)."""
+    published = Path(__file__).resolve().parents[2] / "results" / "smoke" / "eval_base.json"
+    evals = convert.read_eval(published)
+    assert evals is not None and evals["model"] == "base"
+    assert len(convert.eval_results(evals)) == len(evals["tasks"])
