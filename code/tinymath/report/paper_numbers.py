@@ -301,8 +301,10 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 def longtable(columns: str, header: str, rows: list[str], caption: str, label: str) -> str:
     """A captioned booktabs longtable: configuration and provenance listings span pages."""
-    head = [f"\\begin{{longtable}}{{{columns}}}", f"\\caption{{{caption}}}\\label{{{label}}}\\\\", r"\toprule",
-            header + r" \\", r"\midrule", r"\endhead"]
+    # The label goes on the first page's head only: a repeated head would define it once per page.
+    rule = [r"\toprule", header + r" \\", r"\midrule"]
+    head = [f"\\begin{{longtable}}{{{columns}}}", f"\\caption{{{caption}}}\\label{{{label}}}\\\\", *rule,
+            r"\endfirsthead", f"\\caption[]{{{caption} (continued)}}\\\\", *rule, r"\endhead"]
     return "\n".join(head + rows + [r"\bottomrule", r"\end{longtable}"]) + "\n"
 
 
