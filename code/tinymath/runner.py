@@ -146,16 +146,16 @@ def run_stage(stage: str, config: Path, overrides: list[str] = (), force: bool =
     for path in external:
         if not path.is_file():
             raise UserError(f"stage {stage} needs file {path}: not found")
-    print_ = fingerprint(cfg, root, needs, external)
+    wanted = fingerprint(cfg, root, needs, external)
     old = manifest.read_manifest(run.dir)
-    if old and not force and all(old.get(k) == v for k, v in print_.items()):
+    if old and not force and all(old.get(k) == v for k, v in wanted.items()):
         log.logger.info("%s (%s): up to date, skipped (use --force to rerun)", stage, profile)
         return run.dir
     check_requirements(getattr(cfg, "requires", None), Path(config))
-    return _execute(module, cfg, run, print_, fresh=force)
+    return _execute(module, cfg, run, wanted, fresh=force)
 
 
-def _execute(module: ModuleType, cfg: Section, run: Run, print_: dict[str, Any], fresh: bool) -> Path:
+def _execute(module: ModuleType, cfg: Section, run: Run, wanted: dict[str, Any], fresh: bool) -> Path:
     if fresh and run.dir.exists():
         shutil.rmtree(run.dir)
     run.dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def _execute(module: ModuleType, cfg: Section, run: Run, print_: dict[str, Any],
             "stage": run.stage,
             "profile": run.profile,
             "config_path": _relative(run.config_path),
-            **print_,
+            **wanted,
             "config": cfg.model_dump(mode="json"),
             "seed": getattr(cfg, "seed", None),
             "outputs": manifest.hash_tree(run.dir),
@@ -195,8 +195,7 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def run_profile(profile: str, start: str | None = None, force: bool = False, runs: Path | None = None,
-                overrides: list[str] = ()) -> None:
+def run_profile(profile: str, start: str | None = None, force: bool = False, runs: Path | None = None) -> None:
     """Run every stage of a profile in pipeline order, optionally starting at `start`."""
     names = [s.name for s in PIPELINE]
     if start is not None and start not in names:
@@ -206,4 +205,4 @@ def run_profile(profile: str, start: str | None = None, force: bool = False, run
         if not path.is_file():
             log.logger.info("%s: no %s, not part of profile %s", name, _relative(path), profile)
             continue
-        run_stage(name, path, overrides, force=force, runs=runs)
+        run_stage(name, path, force=force, runs=runs)

@@ -111,3 +111,18 @@ class Work:
 
     def answer(self, final: int) -> str:
         return "\n".join(self.lines) + f"\n#### {final}"
+
+
+def prime_powers(n: int) -> list[str]:
+    """Prime factors of `n` as `p^e` terms in increasing order: ['2^3', '3^2'] for 72 (trial division)."""
+    parts, p = [], 2
+    while p * p <= n:
+        e = 0
+        while n % p == 0:
+            n, e = n // p, e + 1
+        if e:
+            parts.append(f"{p}^{e}" if e > 1 else str(p))
+        p += 1
+    if n > 1:
+        parts.append(str(n))
+    return parts

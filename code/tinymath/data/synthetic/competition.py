@@ -17,7 +17,7 @@ from fractions import Fraction
 import sympy
 
 from tinymath.answer import extract_boxed
-from tinymath.data.synthetic.arith import written_facts
+from tinymath.data.synthetic.arith import prime_powers, written_facts
 from tinymath.data.synthetic.config import MATH_SUBJECTS, MathConfig
 from tinymath.data.synthetic.splits import TEST, TRAIN, VALIDATION, Splitter, shares
 from tinymath.errors import UserError
@@ -69,23 +69,8 @@ def parse_answer(text: str) -> sympy.Rational:
     return -value if sign else value
 
 
-def _factor(n: int) -> str:
-    """`2^3 \\cdot 3^2` for 72 (trial division; the numbers here are small)."""
-    parts, p = [], 2
-    while p * p <= n:
-        e = 0
-        while n % p == 0:
-            n, e = n // p, e + 1
-        if e:
-            parts.append(f"{p}^{e}" if e > 1 else str(p))
-        p += 1
-    if n > 1:
-        parts.append(str(n))
-    return " \\cdot ".join(parts)
-
-
 # Each template: (rng, level) -> (problem, solution without the box, answer value, sympy value, numbers).
-Result = tuple[str, str, Fraction, sympy.Expr, tuple]
+Result = tuple[str, str, Fraction, sympy.Expr]
 
 
 def _order_of_operations(rng: random.Random, level: int) -> Result:
@@ -96,24 +81,24 @@ def _order_of_operations(rng: random.Random, level: int) -> Result:
         v = a + b * c
         return (f"What is $\\displaystyle {a} + {b} \\times {c}$?",
                 f"Multiplication comes first: ${b} \\times {c} = {b * c}$, so the value is ${a} + {b * c} = {v}$.",
-                Fraction(v), Int(a) + Int(b) * Int(c), (a, b, c))
+                Fraction(v), Int(a) + Int(b) * Int(c))
     if level == 2:
         v = a * b - e
         return (f"Compute ${a} \\times {b} - {c * e} \\div {c}$.",
                 f"We have ${a} \\times {b} = {a * b}$ and ${c * e} \\div {c} = {e}$, so the result is "
-                f"${a * b} - {e} = {v}$.", Fraction(v), Int(a) * Int(b) - Int(c * e) / Int(c), (a, b, c * e, c))
+                f"${a * b} - {e} = {v}$.", Fraction(v), Int(a) * Int(b) - Int(c * e) / Int(c))
     if level == 3:
         v = (a + b) * c - d ** 2
         return (f"Evaluate $({a} + {b}) \\cdot {c} - {d}^2$.",
                 f"Inside the parentheses, ${a} + {b} = {a + b}$. Then $({a + b}) \\cdot {c} = {(a + b) * c}$ and "
                 f"${d}^2 = {d * d}$, so the value is ${(a + b) * c} - {d * d} = {v}$.",
-                Fraction(v), (Int(a) + Int(b)) * Int(c) - Int(d) ** 2, (a, b, c, d))
+                Fraction(v), (Int(a) + Int(b)) * Int(c) - Int(d) ** 2)
     if level == 4:
         v = a - b * (c - d) + e ** 2
         return (f"What is the value of ${a} - {b}({c} - {d}) + {e}^2$?",
                 f"First ${c} - {d} = {c - d}$, so ${b}({c - d}) = {b * (c - d)}$. Also ${e}^2 = {e * e}$. "
                 f"Therefore ${a}{_signed(-b * (c - d))} + {e * e} = {v}$.",
-                Fraction(v), Int(a) - Int(b) * (Int(c) - Int(d)) + Int(e) ** 2, (a, b, c, d, e))
+                Fraction(v), Int(a) - Int(b) * (Int(c) - Int(d)) + Int(e) ** 2)
     top = a * b + c
     if top % d:
         raise ArithmeticError("not exact")
@@ -121,7 +106,7 @@ def _order_of_operations(rng: random.Random, level: int) -> Result:
     return (f"Simplify $\\dfrac{{{a} \\cdot {b} + {c}}}{{{d}}} - {e} \\cdot {a}$.",
             f"The numerator is ${a} \\cdot {b} + {c} = {top}$, and $\\dfrac{{{top}}}{{{d}}} = {top // d}$. "
             f"Since ${e} \\cdot {a} = {e * a}$, the value is ${top // d} - {e * a} = {v}$.",
-            Fraction(v), (Int(a) * Int(b) + Int(c)) / Int(d) - Int(e) * Int(a), (a, b, c, d, e))
+            Fraction(v), (Int(a) * Int(b) + Int(c)) / Int(d) - Int(e) * Int(a))
 
 
 def _fractions(rng: random.Random, level: int) -> Result:
@@ -135,7 +120,6 @@ def _fractions(rng: random.Random, level: int) -> Result:
     sign = "-" if level >= 4 else "+"
     v = Fraction(a, p) + (-1 if sign == "-" else 1) * Fraction(b, q)
     lcd = p * q // math.gcd(p, q)
-    terms = [(a, p), (b, q)]
     statement = f"\\frac{{{a}}}{{{p}}} {sign} \\frac{{{b}}}{{{q}}}"
     s = sympy.Rational(a, p) + (-1 if sign == "-" else 1) * sympy.Rational(b, q)
     if level == 5:
@@ -143,7 +127,6 @@ def _fractions(rng: random.Random, level: int) -> Result:
         v *= Fraction(c, r)
         s *= sympy.Rational(c, r)
         statement = f"\\left({statement}\\right) \\cdot \\frac{{{c}}}{{{r}}}"
-        terms.append((c, r))
     num = a * (lcd // p) + (-1 if sign == "-" else 1) * b * (lcd // q)
     work = ("The fractions have the same denominator, so " if p == q else
             f"The least common denominator of ${p}$ and ${q}$ is ${lcd}$, so ")
@@ -151,13 +134,12 @@ def _fractions(rng: random.Random, level: int) -> Result:
             f"$\\frac{{{a}}}{{{p}}} {sign} \\frac{{{b}}}{{{q}}} = \\frac{{{a * (lcd // p)}}}{{{lcd}}} {sign} "
             f"\\frac{{{b * (lcd // q)}}}{{{lcd}}} = \\frac{{{num}}}{{{lcd}}}$")
     if level == 5:
-        work += f". Multiplying by $\\frac{{{terms[2][0]}}}{{{terms[2][1]}}}$ and simplifying gives ${tex(v)}$."
+        work += f". Multiplying by $\\frac{{{c}}}{{{r}}}$ and simplifying gives ${tex(v)}$."
     elif math.gcd(num, lcd) == 1 and lcd > 1:
         work += "."
     else:
         work += f", which simplifies to ${tex(v)}$."
-    return (f"Find ${statement}$. Express your answer as a common fraction in simplest form.", work, v, s,
-            tuple(x for t in terms for x in t) + (sign,))
+    return (f"Find ${statement}$. Express your answer as a common fraction in simplest form.", work, v, s)
 
 
 def _percent(rng: random.Random, level: int) -> Result:
@@ -169,16 +151,16 @@ def _percent(rng: random.Random, level: int) -> Result:
     if level <= 2:
         return (f"What is ${p}\\%$ of ${n}$?",
                 f"Since ${p}\\% = \\frac{{{p}}}{{100}}$, we compute $\\frac{{{p}}}{{100}} \\cdot {n} = {part}$.",
-                Fraction(part), s, (p, n))
+                Fraction(part), s)
     if level == 3:
         return (f"The number ${part}$ is ${p}\\%$ of what number?",
                 f"If $\\frac{{{p}}}{{100}} \\cdot x = {part}$, then $x = {part} \\cdot \\frac{{100}}{{{p}}} = {n}$.",
-                Fraction(n), sympy.Rational(part) * 100 / p, (part, p))
+                Fraction(n), sympy.Rational(part) * 100 / p)
     new = n + part
     if level == 4:
         return (f"A price of $\\${n}$ is increased by ${p}\\%$. What is the new price, in dollars?",
                 f"The increase is $\\frac{{{p}}}{{100}} \\cdot {n} = {part}$ dollars, so the new price is "
-                f"${n} + {part} = {new}$ dollars.", Fraction(new), n + s, (n, p))
+                f"${n} + {part} = {new}$ dollars.", Fraction(new), n + s)
     if new % 5:
         raise ArithmeticError("final price not whole")
     v = Fraction(new * 80, 100)
@@ -186,7 +168,7 @@ def _percent(rng: random.Random, level: int) -> Result:
             f"What is the final price, in dollars?",
             f"After the increase the price is ${n} + \\frac{{{p}}}{{100}} \\cdot {n} = {new}$. Taking off "
             f"$20\\%$ leaves $\\frac{{80}}{{100}} \\cdot {new} = {tex(v)}$ dollars.",
-            v, (n + s) * sympy.Rational(80, 100), (n, p))
+            v, (n + s) * sympy.Rational(80, 100))
 
 
 def _coef(n: int) -> str:
@@ -220,7 +202,7 @@ def _linear(rng: random.Random, level: int) -> Result:
     if sympy.Integer(a) * s + b != sympy.Integer(c) * s + d:
         raise AssertionError(f"linear equation {left} = {right} is not solved by {x}")
     note = " Express your answer as a common fraction." if x.denominator != 1 else ""
-    return f"Solve for $x$: ${left} = {right}$.{note}", steps, x, s, (a, b, c, d)
+    return f"Solve for $x$: ${left} = {right}$.{note}", steps, x, s
 
 
 def _signed(n: int) -> str:
@@ -235,21 +217,21 @@ def _evaluate(rng: random.Random, level: int) -> Result:
         v = a * k + b
         return (f"The function $f$ is defined by $f(x) = {a}x{_signed(b)}$. Find $f({k})$.",
                 f"Substituting $x = {k}$ gives $f({k}) = {a}({k}){_signed(b)} = {a * k}{_signed(b)} = {v}$.",
-                Fraction(v), (a * _x + b).subs(_x, k), (a, b, k))
+                Fraction(v), (a * _x + b).subs(_x, k))
     if level <= 3:
         v = (a - 1) * k * k + b * k + c
         lead = f"{a - 1}" if a > 2 else ""
         return (f"The function $f$ is defined by $f(x) = {lead}x^2{_signed(b)}x{_signed(c)}$. Find $f({k})$.",
                 f"Substituting $x = {k}$ gives $f({k}) = {lead}({k})^2{_signed(b)}({k}){_signed(c)} = "
                 f"{(a - 1) * k * k}{_signed(b * k)}{_signed(c)} = {v}$.",
-                Fraction(v), ((a - 1) * _x ** 2 + b * _x + c).subs(_x, k), (a, b, c, k))
+                Fraction(v), ((a - 1) * _x ** 2 + b * _x + c).subs(_x, k))
     if level == 4:
         inner = k * k - abs(c)
         v = a * inner + b
         return (f"The functions $f$ and $g$ are defined by $f(x) = {a}x{_signed(b)}$ and $g(x) = x^2 - {abs(c)}$. "
                 f"Find $f(g({k}))$.",
                 f"First $g({k}) = ({k})^2 - {abs(c)} = {inner}$. Then $f({inner}) = {a}({inner}){_signed(b)} = {v}$.",
-                Fraction(v), (a * _x + b).subs(_x, (_x ** 2 - abs(c)).subs(_x, k)), (a, b, c, k))
+                Fraction(v), (a * _x + b).subs(_x, (_x ** 2 - abs(c)).subs(_x, k)))
     if k + a == 0:
         raise ArithmeticError("division by zero")
     v = Fraction(b * k + c, k + a)
@@ -257,7 +239,7 @@ def _evaluate(rng: random.Random, level: int) -> Result:
             "Express your answer as a common fraction.",
             f"Substituting $x = {k}$ gives $f({k}) = \\dfrac{{{b}({k}){_signed(c)}}}{{{k} + {a}}} = "
             f"{ratio(b * k + c, k + a, 'dfrac')}$.",
-            v, ((b * _x + c) / (_x + a)).subs(_x, k), (a, b, c, k))
+            v, ((b * _x + c) / (_x + a)).subs(_x, k))
 
 
 def _gcd_lcm(rng: random.Random, level: int, lcm: bool) -> Result:
@@ -271,12 +253,12 @@ def _gcd_lcm(rng: random.Random, level: int, lcm: bool) -> Result:
     check = sympy.ilcm(*nums) if lcm else sympy.igcd(*nums)
     listed = "$, $".join(map(str, nums[:-1])) + f"${',' if count > 2 else ''} and ${nums[-1]}"
     what = "least common multiple" if lcm else "greatest common divisor"
-    factored = ", ".join(f"${n} = {_factor(n)}$" for n in nums)
+    factored = ", ".join(f"${n} = " + " \\cdot ".join(prime_powers(n)) + "$" for n in nums)
     rule = ("the highest power of each prime that appears" if lcm
             else "the lowest power of each prime common to all of them")
     return (f"What is the {what} of ${listed}$?",
             f"The prime factorizations are {factored}. Taking {rule} gives ${value}$.",
-            Fraction(value), check, tuple(nums))
+            Fraction(value), check)
 
 
 def _remainder(rng: random.Random, level: int) -> Result:
@@ -286,7 +268,7 @@ def _remainder(rng: random.Random, level: int) -> Result:
         q, r = divmod(n, d)
         return (f"What is the remainder when ${n}$ is divided by ${d}$?",
                 f"Since ${n} = {d} \\cdot {q} + {r}$, the remainder is ${r}$.",
-                Fraction(r), sympy.Integer(n) % d, (n, d))
+                Fraction(r), sympy.Integer(n) % d)
     if level == 3:
         terms = [rng.randint(100, 999) for _ in range(3)]
         rs = [t % d for t in terms]
@@ -294,7 +276,7 @@ def _remainder(rng: random.Random, level: int) -> Result:
         return (f"Find the remainder when ${' + '.join(map(str, terms))}$ is divided by ${d}$.",
                 f"Modulo ${d}$ the terms leave remainders ${', '.join(map(str, rs))}$, which add to ${sum(rs)}$, "
                 f"and ${sum(rs)}$ leaves remainder ${r}$ when divided by ${d}$.",
-                Fraction(r), sympy.Integer(sum(terms)) % d, (*terms, d))
+                Fraction(r), sympy.Integer(sum(terms)) % d)
     base, k = rng.randint(2, 9), rng.randint(10, (30, 100)[level - 4])
     if math.gcd(base, d) != 1:
         raise ArithmeticError("base and modulus share a factor")
@@ -306,7 +288,7 @@ def _remainder(rng: random.Random, level: int) -> Result:
             f"The powers ${base}^1, {base}^2, \\ldots$ modulo ${d}$ are ${', '.join(map(str, cycle[:period]))}$, "
             f"repeating with period ${period}$. Since ${k} = {period} \\cdot {(k - e) // period} + {e}$, we get "
             f"${base}^{{{k}}} \\equiv {base}^{{{e}}} \\equiv {r} \\pmod{{{d}}}$.",
-            Fraction(r), sympy.Integer(base) ** k % d, (base, k, d))
+            Fraction(r), sympy.Integer(base) ** k % d)
 
 
 def _counting(rng: random.Random, level: int) -> Result:
@@ -316,13 +298,13 @@ def _counting(rng: random.Random, level: int) -> Result:
         return (f"A closet holds ${s}$ shirts, ${p}$ pairs of pants and ${h}$ hats. An outfit is one shirt, one "
                 "pair of pants and one hat. How many different outfits are possible?",
                 f"There are ${s} \\times {p} \\times {h} = {s * p * h}$ outfits.",
-                Fraction(s * p * h), sympy.Integer(s) * p * h, (s, p, h))
+                Fraction(s * p * h), sympy.Integer(s) * p * h)
     if level == 2:
         n = rng.randint(4, 60)
         return (f"At a meeting, each of ${n}$ people shakes hands exactly once with each of the others. How many "
                 "handshakes take place?",
                 f"Each handshake is a pair of people, so there are $\\binom{{{n}}}{{2}} = \\frac{{{n} \\cdot {n - 1}}}"
-                f"{{2}} = {math.comb(n, 2)}$ handshakes.", Fraction(math.comb(n, 2)), B(n, 2), (n,))
+                f"{{2}} = {math.comb(n, 2)}$ handshakes.", Fraction(math.comb(n, 2)), B(n, 2))
     if level == 3:
         n = rng.randint(6, 25)
         k = rng.randint(3, min(5, n - 2))
@@ -333,10 +315,10 @@ def _counting(rng: random.Random, level: int) -> Result:
                     "one office. In how many ways can the offices be filled?",
                     f"The first office can go to any of ${n}$ members, the next to any of the remaining ${n - 1}$, "
                     f"and so on, for ${product} = {v}$ ways.",
-                    Fraction(v), sympy.ff(n, k), (n, k, "ordered"))
+                    Fraction(v), sympy.ff(n, k))
         return (f"In how many ways can a committee of ${k}$ be chosen from a group of ${n}$ people?",
                 f"The order does not matter, so the count is $\\binom{{{n}}}{{{k}}} = {math.comb(n, k)}$.",
-                Fraction(math.comb(n, k)), B(n, k), (n, k))
+                Fraction(math.comb(n, k)), B(n, k))
     if level == 4:
         n, m = rng.randint(5, 10), rng.randint(5, 10)
         k, j = rng.randint(2, n - 2), rng.randint(2, m - 2)
@@ -345,7 +327,7 @@ def _counting(rng: random.Random, level: int) -> Result:
                 f"${j}$ juniors be chosen?",
                 f"There are $\\binom{{{n}}}{{{k}}} = {math.comb(n, k)}$ ways to choose the seniors and "
                 f"$\\binom{{{m}}}{{{j}}} = {math.comb(m, j)}$ ways to choose the juniors, for a total of "
-                f"${math.comb(n, k)} \\cdot {math.comb(m, j)} = {v}$.", Fraction(v), B(n, k) * B(m, j), (n, m, k, j))
+                f"${math.comb(n, k)} \\cdot {math.comb(m, j)} = {v}$.", Fraction(v), B(n, k) * B(m, j))
     word = rng.choice(WORDS)
     counts = sorted(((word.count(ch), ch) for ch in sorted(set(word))), reverse=True)
     repeats = [(c, ch) for c, ch in counts if c > 1]
@@ -357,7 +339,7 @@ def _counting(rng: random.Random, level: int) -> Result:
     said = ", ".join(f"{c} {ch}'s" for c, ch in repeats)
     return (f"How many different strings can be made by rearranging all the letters of {word}?",
             f"There are ${len(word)}$ letters, with {said}, so the count is $\\dfrac{{{len(word)}!}}{{{below}}} = "
-            f"{v}$.", Fraction(v), check, (word,))
+            f"{v}$.", Fraction(v), check)
 
 
 def _probability(rng: random.Random, level: int) -> Result:
@@ -367,7 +349,7 @@ def _probability(rng: random.Random, level: int) -> Result:
         return (f"A bag has ${red}$ red marbles and ${blue}$ blue marbles. One marble is drawn at random. What is "
                 "the probability that it is red? Express your answer as a common fraction.",
                 f"There are ${red + blue}$ marbles and ${red}$ of them are red, so the probability is "
-                f"${ratio(red, red + blue)}$.", v, sympy.Rational(red, red + blue), (red, blue))
+                f"${ratio(red, red + blue)}$.", v, sympy.Rational(red, red + blue))
     if level == 2:
         sides = rng.choice((4, 6, 8, 10, 12, 20))
         k = rng.randint(2, sides)
@@ -376,8 +358,7 @@ def _probability(rng: random.Random, level: int) -> Result:
                 f"probability of rolling a number greater than or equal to ${k}$? Express your answer as a common "
                 "fraction.",
                 f"The outcomes ${k}$ through ${sides}$ work, which is ${sides + 1 - k}$ of the ${sides}$ equally "
-                f"likely outcomes, so the probability is ${tex(v)}$.", v, sympy.Rational(sides + 1 - k, sides),
-                (sides, k))
+                f"likely outcomes, so the probability is ${tex(v)}$.", v, sympy.Rational(sides + 1 - k, sides))
     if level == 3:
         sides = rng.choice((4, 6, 8))
         total = rng.randint(3, 2 * sides - 1)
@@ -389,7 +370,7 @@ def _probability(rng: random.Random, level: int) -> Result:
                 f"the probability that the sum of the numbers rolled is ${total}$? Express your answer as a common "
                 "fraction.",
                 f"Of the ${sides * sides}$ equally likely outcomes, ${ways}$ have sum ${total}$, so the probability "
-                f"is ${ratio(ways, sides * sides)}$.", v, check, (sides, total))
+                f"is ${ratio(ways, sides * sides)}$.", v, check)
     pair = Fraction(math.comb(red, 2), math.comb(red + blue, 2))
     check = sympy.binomial(red, 2) / sympy.binomial(red + blue, 2)
     if level == 4:
@@ -397,7 +378,7 @@ def _probability(rng: random.Random, level: int) -> Result:
                 "replacement. What is the probability that both are red? Express your answer as a common fraction.",
                 f"There are $\\binom{{{red + blue}}}{{2}} = {math.comb(red + blue, 2)}$ pairs, and "
                 f"$\\binom{{{red}}}{{2}} = {math.comb(red, 2)}$ of them are both red, so the probability is "
-                f"${tex(pair)}$.", pair, check, (red, blue))
+                f"${tex(pair)}$.", pair, check)
     none = Fraction(math.comb(blue, 2), math.comb(red + blue, 2))
     v = 1 - none
     return (f"A bag has ${red}$ red marbles and ${blue}$ blue marbles. Two marbles are drawn at random without "
@@ -405,7 +386,7 @@ def _probability(rng: random.Random, level: int) -> Result:
             "fraction.",
             f"The complement is that both are blue: $\\binom{{{blue}}}{{2}} \\big/ \\binom{{{red + blue}}}{{2}} = "
             f"{tex(none)}$. So the probability is $1 - {tex(none)} = {tex(v)}$.",
-            v, 1 - sympy.binomial(blue, 2) / sympy.binomial(red + blue, 2), (red, blue))
+            v, 1 - sympy.binomial(blue, 2) / sympy.binomial(red + blue, 2))
 
 
 Template = Callable[[random.Random, int], Result]
@@ -432,7 +413,7 @@ def draw(rng: random.Random, subject: str, level: int) -> MathProblem:
     while True:
         name = rng.choice(names)
         try:
-            statement, work, value, expected, _ = TEMPLATES[subject][name](rng, level)
+            statement, work, value, expected = TEMPLATES[subject][name](rng, level)
         except ArithmeticError:
             continue
         answer = tex(value)

@@ -314,7 +314,7 @@ def _age(rng: random.Random, level: int, r: Ranges, w: Work) -> tuple[str, int]:
         return story + f"How old is {b_name}?", b
     total, text = w.calc(a, "+", b)
     w.line(f"Together they are {text} years old.")
-    return story + f"What is the sum of their ages?", total
+    return story + "What is the sum of their ages?", total
 
 
 Template = Callable[[random.Random, int, Ranges, Work], tuple[str, int]]

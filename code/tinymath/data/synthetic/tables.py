@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from tinymath.data.synthetic.arith import canonical
+from tinymath.data.synthetic.arith import canonical, prime_powers
 from tinymath.data.synthetic.splits import Splitter
 
 UNITS = (("foot", "feet", "inches", 12), ("hour", "hours", "minutes", 60), ("yard", "yards", "feet", 3),
@@ -108,23 +108,9 @@ def primes(rng: random.Random, facts: Facts) -> str:
     found = [p for p in range(lo, hi) if p > 1 and all(p % q for q in range(2, int(p ** 0.5) + 1))]
     if rng.random() < 0.5 and found:
         return f"The prime numbers from {lo} to {hi - 1} are {', '.join(map(str, found))}."
-    rows = [f"{m} = {_factorization(m)}" for m in sorted(rng.sample(range(12, 1000), rng.randint(4, 10)))]
+    numbers = sorted(rng.sample(range(12, 1000), rng.randint(4, 10)))
+    rows = [f"{m} = {' * '.join(prime_powers(m))}" for m in numbers]
     return "\n".join([rng.choice(("Prime factorizations", "Writing numbers as products of primes")), *rows])
-
-
-def _factorization(m: int) -> str:
-    """`2^2 * 3 * 7` for 84; powers keep the row from reading as a single `a x b = r` fact."""
-    parts, p = [], 2
-    while p * p <= m:
-        e = 0
-        while m % p == 0:
-            m, e = m // p, e + 1
-        if e:
-            parts.append(f"{p}^{e}" if e > 1 else str(p))
-        p += 1
-    if m > 1:
-        parts.append(str(m))
-    return " * ".join(parts)
 
 
 def units(rng: random.Random, facts: Facts) -> str:
