@@ -17,8 +17,8 @@ from fractions import Fraction
 
 from tinymath.specials import END_THINK, THINK
 
-SYSTEM_PROMPT = ("You are a careful mathematician. Reason step by step between <think> and </think>, "
-                 "then state the final answer as \\boxed{...}.")
+# Short on purpose: every training conversation carries it, and at cpu scale its tokens are a seventh of the compute.
+SYSTEM_PROMPT = "Reason step by step in <think> </think>, then give the final answer in \\boxed{}."
 ANSWER_PREFIX = "The final answer is "
 RESPONSE_RE = re.compile(
     r"\A<think>\n(?P<reasoning>.+?)\n</think>\nThe final answer is \\boxed\{(?P<answer>.+)\}\.\Z", re.DOTALL)

@@ -1,6 +1,6 @@
 """Stage `sft`: supervised fine-tuning of the converted base model with TRL, ChatML, loss on assistant turns only.
 
-    tinymath sft --profile cpu       # synthetic GSM8K/MATH train splits, CPU, bf16 autocast
+    tinymath sft --profile cpu       # synthetic GSM8K/MATH train splits, CPU, float32
     tinymath sft --profile paper     # MetaMathQA + MathInstruct (CoT) + GSM8K train from the hub, GPU
     accelerate launch --num_processes 8 -m tinymath sft --profile paper     # several GPUs
 
@@ -50,7 +50,7 @@ class Source(Section):
     subset: str | None = None  # hub config name (GSM8K: main)
     split: str = "train"
     rows: int | None = Field(None, gt=0)  # hub rows expected before formatting: a changed dataset is an error
-    max_rows: int | None = Field(None, gt=0)  # use only the first rows (smoke runs)
+    max_rows: int | None = Field(None, gt=0)  # use only the first rows (what a short run can see)
 
     @field_validator("format")
     @classmethod

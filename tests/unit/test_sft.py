@@ -182,10 +182,13 @@ def test_paper_config_names_hub_datasets():
     assert cfg.requires.accelerator == "gpu" and sft.needs(cfg) == ["convert"]
 
 
-@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
-def test_sft_configs_validate(profile):
+@pytest.mark.parametrize("profile, packing", [("smoke", True), ("cpu", False), ("paper", True)])
+def test_sft_configs_validate(profile, packing):
+    """The paper packs (and smoke runs that path end to end); cpu pads similar lengths: CPU attention is quadratic."""
     cfg = load_config(runner.config_path("sft", profile), sft.Config)
-    assert cfg.trainer.get("packing") is True and cfg.trainer["max_grad_norm"] > 0
+    assert cfg.trainer.get("packing", False) is packing and cfg.trainer["max_grad_norm"] > 0
+    if not packing:
+        assert cfg.trainer["train_sampling_strategy"] == "group_by_length"
 
 
 def test_resume_point_discards_other_config_checkpoints(tmp_path):
