@@ -57,17 +57,21 @@ def pretrain_rows(steps: int) -> list[dict]:
     return rows
 
 
+GSM, MATH = "chat_synth_gsm/accuracy", "chat_synth_math/accuracy"  # eval task keys: <suite>_<task>/<metric>
+
+
 def cell(n: int, value: float) -> dict:
     half = 1.96 * math.sqrt(value * (1 - value) / n)
     return {"n": n, "value": value, "ci95": [max(0.0, value - half), min(1.0, value + half)]}
 
 
 def eval_doc(model: str, acc: float) -> dict:
-    gsm = {**cell(200, acc), "metric": "exact_match", "stderr": 0.01, "settings": {"shots": 0},
+    gsm = {**cell(200, acc), "metric": "accuracy", "stderr": 0.01, "settings": {"suite": "chat"},
            "subsets": {f"level_{k}": cell(50, max(0.0, acc - 0.05 * k)) for k in range(1, 4)}
            | {"novel_arithmetic": cell(40, acc / 2)}}
-    math_ = {**cell(100, acc / 3), "metric": "math_verify", "stderr": 0.01, "settings": {"shots": 0}, "subsets": {}}
-    return {"model": model, "model_dir": f"runs/x/{model}", "tasks": {"gsm_synth": gsm, "math_synth": math_}}
+    math_ = {**cell(100, acc / 3), "metric": "accuracy", "stderr": 0.01, "settings": {"suite": "chat"},
+             "subsets": {}}
+    return {"model": model, "model_dir": f"runs/x/{model}", "tasks": {GSM: gsm, MATH: math_}}
 
 
 def build_runs(runs: Path, profile: str = "cpu", steps: int = 400) -> Path:
@@ -93,7 +97,7 @@ def build_runs(runs: Path, profile: str = "cpu", steps: int = 400) -> Path:
     (root / "eval").mkdir(parents=True, exist_ok=True)
     for model, acc in MODELS.items():
         (root / "eval" / f"eval_{model}.json").write_text(json.dumps(eval_doc(model, acc)))
-    finish(root / "eval", "eval", {"tasks": ["gsm_synth", "math_synth"]})
+    finish(root / "eval", "eval", {"tasks": [GSM, MATH]})
     return root
 
 
@@ -249,18 +253,18 @@ def test_report_compare_count_change_fails(report_dir, tmp_path):
 def test_report_compare_absent_task_is_not_checked(report_dir, tmp_path, capsys):
     fresh = copy_results(report_dir / "results", tmp_path / "fresh")
     def drop(d):
-        d["tasks"].pop("math_synth")
-        d["skipped"] = {"math_synth": "data file ../shared/data/math/test500.jsonl not found"}
+        d["tasks"].pop(MATH)
+        d["skipped"] = {MATH: "data file ../shared/data/math/test500.jsonl not found"}
 
     perturb(fresh / "eval_sft.json", drop)
     assert compare.main(fresh, report_dir / "results") == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("eval_sft.math_synth "))
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(f"eval_sft.{MATH} "))
     assert line.endswith("not checked: data file ../shared/data/math/test500.jsonl not found")
 
 
 def test_report_compare_disjoint_intervals_fail(report_dir, tmp_path):
     fresh = copy_results(report_dir / "results", tmp_path / "fresh")
-    perturb(fresh / "eval_grpo.json", lambda d: d["tasks"]["gsm_synth"].update(cell(200, 0.9)))
+    perturb(fresh / "eval_grpo.json", lambda d: d["tasks"][GSM].update(cell(200, 0.9)))
     assert compare.main(fresh, report_dir / "results") == 1
 
 
@@ -280,7 +284,7 @@ def test_report_readme_update_replaces_only_the_block(report_dir, tmp_path):
     assert readme.update(path, report_dir / "results")
     text = path.read_text()
     assert text.startswith("# Title\n") and text.endswith(f"{readme.END}\n\nrest\n") and "old" not in text
-    assert "| `gsm_synth` | 5.0 [2.0, 8.0] | 30.0 [23.6, 36.4] | 38.0 [31.3, 44.7] |" in text
+    assert f"| `{GSM}` | 5.0 [2.0, 8.0] | 30.0 [23.6, 36.4] | 38.0 [31.3, 44.7] |" in text
     assert "![pretrain_loss](figures/pretrain_loss.png)" in text
     assert not readme.update(path, report_dir / "results")
 

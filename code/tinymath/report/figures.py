@@ -142,17 +142,35 @@ def _bars(ax: Any, groups: list[str], series: dict[str, dict[str, dict[str, Any]
         ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=model,
                color=MODEL_COLOURS.get(model, PALETTE[(i + 3) % len(PALETTE)]))
     ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+    ax.set_ylim(0, max(5.0, ax.get_ylim()[1]))  # an all-zero panel still shows a 0-5% scale, not +-0.05
     ax.set_ylabel("accuracy (%)")
     ax.legend()
 
 
+# The one metric drawn per model and test set, first found: the chat suite's accuracy, else lm-eval's lenient
+# extraction (GSM8K flexible-extract, MATH math_verify); the eval table has every metric.
+HEADLINE_METRICS = ("accuracy", "flexible-extract", "math_verify")
+
+
+def headline(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{test set: result} from {"<suite>_<test set>/<metric>": result}, one headline metric per test set."""
+    out: dict[str, dict[str, Any]] = {}
+    for metric in HEADLINE_METRICS:
+        for key, result in sorted(tasks.items()):
+            task, task_metric = key.split("/", 1)
+            test_set = task.removeprefix(f"{result['settings']['suite']}_")
+            if task_metric == metric and test_set not in out:
+                out[test_set] = result
+    return out
+
+
 def accuracy_by_stage(res: Results) -> Figure:
-    """Accuracy of each stage's model on every evaluation task, with 95% intervals."""
-    docs = evals(res)
-    tasks = sorted({t for d in docs for t in d["tasks"]})
+    """Each stage's model side by side on every test set (its headline metric), with 95% intervals."""
+    series = {d["model"]: headline(d["tasks"]) for d in evals(res)}
+    test_sets = sorted({t for cells in series.values() for t in cells})
     fig, ax = plt.subplots(figsize=WIDE)
-    _bars(ax, tasks, {d["model"]: d["tasks"] for d in docs})
-    ax.set_title("accuracy per stage (95% intervals)")
+    _bars(ax, test_sets, series)
+    ax.set_title("accuracy per stage (95% intervals; base few-shot, SFT and GRPO zero-shot chat)")
     return fig
 
 
@@ -160,11 +178,15 @@ def accuracy_by_subset(res: Results) -> Figure:
     """Accuracy by difficulty level and other subsets (e.g. novel arithmetic), one panel per task with subsets."""
     docs = evals(res)
     tasks = sorted({t for d in docs for t, v in d["tasks"].items() if v.get("subsets")})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(max(3.4, 3.2 * len(tasks)), 2.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    cols = min(3, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
         subsets = sorted({s for d in docs for s in d["tasks"].get(task, {}).get("subsets", {})})
         _bars(ax, subsets, {d["model"]: d["tasks"][task].get("subsets", {}) for d in docs if task in d["tasks"]})
         ax.set_title(task)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
     return fig
 
 
