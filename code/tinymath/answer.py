@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from tinymath.specials import END_THINK, THINK
 
-# Short on purpose: every training conversation carries it, and at cpu scale its tokens are a seventh of the compute.
+# Short on purpose: every training conversation carries it (at cpu scale, a sixth of a conversation's tokens).
 SYSTEM_PROMPT = "Reason step by step in <think> </think>, then give the final answer in \\boxed{}."
 ANSWER_PREFIX = "The final answer is "
 RESPONSE_RE = re.compile(
