@@ -66,6 +66,14 @@ readme.update(Path('README.md'), Path('results/cpu'))"
   fi
 }
 
+case "$mode" in
+  test|figures|smoke|cpu|paper) ;;
+  *)
+    echo "reproduce.sh: unknown mode '$mode': expected smoke, cpu, paper, figures or test" >&2
+    exit 2
+    ;;
+esac
+
 setup
 case "$mode" in
   test)
@@ -91,9 +99,5 @@ case "$mode" in
     else
       echo "verdict: no committed results/$mode yet; publish yours with: tinymath report publish --profile $mode"
     fi
-    ;;
-  *)
-    echo "reproduce.sh: unknown mode '$mode': expected smoke, cpu, paper, figures or test" >&2
-    exit 2
     ;;
 esac

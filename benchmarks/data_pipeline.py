@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from tinymath import paths
-from tinymath.data.prepare import dedup, pack
-from tinymath.data.prepare.config import DedupConfig
+from tinymath.prepare import dedup, pack
+from tinymath.prepare.config import DedupConfig
 from tinymath.tokenizer import train_tokenizer
 
 SOURCES = (("../shared/data/gsm8k/train.jsonl", ("question", "answer")),

@@ -59,7 +59,7 @@ def main() -> None:
 
     from tinymath import manifest, paths, runner
     from tinymath.config import validate
-    from tinymath.evaluate import Config, main as evaluate
+    from tinymath.eval import Config, main as evaluate
 
     data_dir = paths.resolve(args.data_dir)
     train = [json.loads(x)["question"] for x in (data_dir / "gsm8k" / "train.jsonl").read_text().splitlines()]

@@ -27,8 +27,8 @@ from flax import nnx
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from tinymath import model as model_lib
-from tinymath.data.packed import loss_mask
 from tinymath.model import PRESETS, Llama, ModelConfig, flops_per_token
+from tinymath.packed import loss_mask
 
 
 def jax_step(cfg: ModelConfig, batch: int, seq: int):

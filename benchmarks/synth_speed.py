@@ -4,7 +4,7 @@
     python benchmarks/synth_speed.py --scale 0.2 --repeat 3
 
 Times, in one process, the whole GSM split generation (drawing, verifying every answer, dedup, hash split,
-hold-out), the MATH generation and the corpus, each with the sizes of `configs/data/<profile>.yaml` times `--scale`.
+hold-out), the MATH generation and the corpus, each with the sizes of `configs/synth/<profile>.yaml` times `--scale`.
 Prints one line per generator: items, best wall time of `--repeat` runs, items per minute.
 """
 
@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from tinymath import paths
+from tinymath import paths, synth as synthetic
 from tinymath.config import load_config
-from tinymath.data import synthetic
-from tinymath.data.synthetic import competition, gsm
-from tinymath.data.synthetic.corpus import Corpus
+from tinymath.synth import competition, gsm
+from tinymath.synth.corpus import Corpus
 
 
 def best_of(repeat: int, fn) -> float:
@@ -35,14 +34,14 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every count by this")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    cfg = load_config(paths.CONFIGS / "data" / f"{args.profile}.yaml", synthetic.Config)
+    cfg = load_config(paths.CONFIGS / "synth" / f"{args.profile}.yaml", synthetic.Config)
 
     def scaled(section, *fields):
         return section.model_copy(update={f: max(1, int(getattr(section, f) * args.scale)) for f in fields})
 
-    g = scaled(cfg.synth.gsm, "train", "validation", "test", "novel_test")
-    m = scaled(cfg.synth.math, "train", "validation", "test")
-    synth = cfg.synth.model_copy(update={"gsm": g, "math": m, "corpus": scaled(cfg.synth.corpus, "documents")})
+    g = scaled(cfg.gsm, "train", "validation", "test", "novel_test")
+    m = scaled(cfg.math, "train", "validation", "test")
+    synth = cfg.model_copy(update={"gsm": g, "math": m, "corpus": scaled(cfg.corpus, "documents")})
     held = gsm.splitter_of(g, cfg.seed).held
     runs = {
         "gsm problems": (g.train + g.validation + g.test, lambda: gsm.generate(g, cfg.seed)),

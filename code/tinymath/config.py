@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -25,6 +25,13 @@ class Section(BaseModel):
     """Base of every config block: immutable, and unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Requirements(Section):
+    """What a profile needs from the host; checked before the stage starts."""
+
+    accelerator: Literal["none", "tpu", "gpu"] = "none"
+    network: bool = False
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -44,6 +51,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if base is None:
         return data
     return deep_merge(read_yaml(path.parent / base), data)
+
+
+def config_files(path: Path) -> list[Path]:
+    """A config file and the files its `base:` chain inherits from: everything `read_yaml(path)` reads."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    base = data.get("base") if isinstance(data, dict) else None
+    return [path] + (config_files(path.parent / base) if base else [])
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,11 @@
     tinymath convert --profile cpu
 
 Reads `pretrain/final/` and `tokenizer/tokenizer/`; writes `hf/` (config.json, generation_config.json,
-model.safetensors or shards with an index above `max_shard_size`, tokenizer files, chat template, model card
-README.md) and `parity.json`. The converted directory is reloaded from disk and run against the JAX model on the same
-tokens; a max |logit diff| above the tolerance or any differing greedy token raises, so no manifest is written and
-later stages cannot use a broken conversion (the original converter only compared shapes).
+model.safetensors or shards with an index above `max_shard_size`, tokenizer files, chat template) and `parity.json`;
+the model card is written by the report stage, from the results. The converted directory is reloaded from disk and
+run against the JAX model on the same tokens; a max |logit diff| above the tolerance or any differing greedy token
+raises, so no manifest is written and later stages cannot use a broken conversion (a converter that compares only
+shapes passes a model whose q/k projections it scrambled).
 
 The JAX vocabulary padding is not exported: see `tinymath.hf_keys`. `hf_to_jax` is the way back, for continuing or
 evaluating a released HF checkpoint in JAX; JAX -> HF -> JAX is bit-exact.
@@ -24,18 +25,31 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 from flax import nnx
-from huggingface_hub import EvalResult, ModelCard, ModelCardData, save_torch_state_dict
+from huggingface_hub import save_torch_state_dict
 from pydantic import Field
 from safetensors import safe_open
 from safetensors.numpy import load_file
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LlamaConfig,
+)
 
-from tinymath import hf_keys, paths, specials
+from tinymath import hf_keys, specials
 from tinymath.config import Section
 from tinymath.errors import UserError
 from tinymath.log import logger
 from tinymath.manifest import write_json_atomic
-from tinymath.model import CONFIG_FILE, PARAMS_FILE, Llama, ModelConfig, from_flat, num_params, round_up
+from tinymath.model import (
+    CONFIG_FILE,
+    PARAMS_FILE,
+    Llama,
+    ModelConfig,
+    from_flat,
+    round_up,
+)
 from tinymath.runner import Run
 
 HF_DIR = "hf"
@@ -54,21 +68,10 @@ class ParityConfig(Section):
     dtype: Literal["float32"] = "float32"  # both sides compute in float32; the tolerance is meant for it
 
 
-class CardConfig(Section):
-    """YAML metadata of the model card (README.md in hf/)."""
-
-    name: str = "TinyMathReason-1B"
-    license: str = "apache-2.0"
-    language: list[str] = ["en"]
-    datasets: list[str] = []  # hub ids of the training data; empty for the offline (synthetic-data) profiles
-    tags: list[str] = ["math", "reasoning", "llama", "jax"]
-
-
 class Config(Section):
     seed: int = 0  # draws the parity prompts
     max_shard_size: str = "2GB"  # model.safetensors is split into shards with an index above this size
     parity: ParityConfig = ParityConfig()
-    card: CardConfig = CardConfig()
 
 
 class ParityError(UserError):
@@ -96,8 +99,6 @@ def main(cfg: Config, run: Run) -> None:
     report = parity(model, load_hf(out), cfg.parity, cfg.seed)
     write_json_atomic(run.dir / PARITY_FILE, report)
     check_parity(report, run.dir / PARITY_FILE)
-    evals = read_eval(paths.RESULTS / run.profile / "eval_base.json")
-    model_card(mcfg, report, cfg.card, run.profile, evals).save(out / "README.md")
     logger.info("convert: %s, max |logit diff| %.2e, greedy agreement %.3f", out, report["max_abs_logit_diff"],
                 report["greedy_agreement"])
 
@@ -144,8 +145,8 @@ def copy_tokenizer(src: Path, out: Path) -> None:
 
 
 def check_special_ids(hf_dir: Path, vocab_size: int) -> None:
-    """Tokenizer, config.json and generation_config.json must agree with `tinymath.specials` (the original's
-    config said bos 1 / eos 2 while its tokenizer said 0 / 1, so generate() stopped on the wrong token)."""
+    """Tokenizer, config.json and generation_config.json must agree with `tinymath.specials` (a config whose bos/eos
+    ids differ from the tokenizer's makes generate() stop on the wrong token)."""
     tok = AutoTokenizer.from_pretrained(hf_dir)
     conf = AutoConfig.from_pretrained(hf_dir)
     gen = GenerationConfig.from_pretrained(hf_dir)
@@ -172,8 +173,8 @@ def hf_to_jax(hf_dir: Path, padded_vocab_size: int | None = None,
     """Load a transformers Llama directory (ours or any released one of this shape family) as a JAX model.
 
     Weights become float32 (bfloat16 checkpoints upcast exactly). The HF checkpoint does not record the JAX padding,
-    so `padded_vocab_size` defaults to the paper's rule (next multiple of 1024); pass the original value for a
-    bit-exact round trip.
+    so `padded_vocab_size` defaults to the paper's rule (next multiple of 1024); pass the value the JAX checkpoint had
+    for a bit-exact round trip.
     """
     mcfg = model_config_from_hf(Path(hf_dir), padded_vocab_size, compute_dtype)
     try:
@@ -283,96 +284,3 @@ def check_parity(report: dict[str, Any], where: Path) -> None:
                           f"{report['max_abs_logit_diff']:.3g} (tolerance {report['tolerance']:g}), greedy agreement "
                           f"{report['greedy_agreement']:.3f}, first mismatch at token {report['greedy_first_mismatch']}"
                           f"; see {where}")
-
-
-# --- model card -----------------------------------------------------------------------------------------------------
-
-CARD_BODY = """
-# {name}
-
-A {params:,}-parameter Llama-style decoder ({layers} layers, hidden {hidden}, {heads} query / {kv_heads} key-value \
-heads of dimension {head_dim}, SwiGLU width {ffn}, context {context}, vocabulary {vocab:,}) pretrained from scratch in \
-JAX by the TinyMathReason-1B pipeline (profile `{profile}`) and converted to transformers' `LlamaForCausalLM`. \
-Training data: {data}.
-
-## Usage
-
-```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-tok = AutoTokenizer.from_pretrained("path/to/this/directory")
-model = AutoModelForCausalLM.from_pretrained("path/to/this/directory")
-ids = tok("Question: Tom has 3 apples and buys 5 more. How many apples does he have?\\nAnswer:",
-          return_tensors="pt").input_ids
-print(tok.decode(model.generate(ids, max_new_tokens=64)[0]))
-```
-
-Generation is greedy by default and stops on `{im_end}` (id {im_end_id}) or `{eot}` (id {eot_id}); padding is \
-`{pad}` (id {pad_id}); there is no BOS token. Digits are always single tokens. The tokenizer carries a ChatML chat \
-template (`chat_template.jinja`).
-
-## Conversion check
-
-{padding} The converted model was reloaded and run \
-against the JAX model in {dtype} on random prompts (batch {batch}) of {prompt_len} tokens plus {greedy} greedy tokens: \
-max |logit difference| {max_diff:.2e} (tolerance {tol:g}), mean KL divergence {kl:.2e} nats, greedy agreement \
-{agree:.1%} (JAX greedy loop vs `generate`).
-
-## Evaluation
-
-{evaluation}
-"""
-
-
-def read_eval(path: Path) -> dict[str, Any] | None:
-    """The published base-model evaluation (`results/<profile>/eval_base.json`), when there is one."""
-    from tinymath.report import results
-
-    return results.load(path)["data"] if path.is_file() else None
-
-
-def eval_results(evals: dict[str, Any]) -> list[EvalResult]:
-    """The eval file's tasks in the hub's model-index form."""
-    out = []
-    for task, r in evals["tasks"].items():
-        shots = r.get("settings", {}).get("num_fewshot")
-        out.append(EvalResult(task_type="text-generation", task_name="Text Generation", dataset_type=task,
-                              dataset_name=task, dataset_split="test", metric_type=r["metric"],
-                              metric_value=r["value"], metric_name=r["metric"],
-                              dataset_args={"num_few_shot": shots} if shots is not None else None))
-    return out
-
-
-def eval_table(evals: dict[str, Any]) -> str:
-    rows = [f"| {task} | {r['metric']} | {r['n']} | {r['value']:.4g} | {r['ci95'][0]:.4g} - {r['ci95'][1]:.4g} |"
-            for task, r in evals["tasks"].items()]
-    return "\n".join(["Base model, lm-evaluation-harness (from `eval_base.json`):", "",
-                      "| task | metric | n | value | 95% CI |", "|---|---|---|---|---|", *rows])
-
-
-def padding_note(mcfg: ModelConfig) -> str:
-    if mcfg.padded_vocab_size == mcfg.vocab_size:
-        return "The JAX checkpoint has no padded vocabulary rows."
-    return (f"The JAX checkpoint stores {mcfg.padded_vocab_size:,} vocabulary rows (padding for hardware-friendly "
-            f"shapes, zero and masked); only the {mcfg.vocab_size:,} real rows are exported, so no padded row can be "
-            "predicted.")
-
-
-def model_card(mcfg: ModelConfig, report: dict[str, Any], card: CardConfig, profile: str,
-               evals: dict[str, Any] | None) -> ModelCard:
-    """README.md with hub YAML metadata (model-index from `evals` when given)."""
-    data = ModelCardData(license=card.license, language=card.language, datasets=card.datasets or None,
-                         tags=card.tags, pipeline_tag="text-generation", library_name="transformers",
-                         model_name=card.name, eval_results=eval_results(evals) if evals else None)
-    body = CARD_BODY.format(
-        name=card.name, params=num_params(mcfg), layers=mcfg.num_layers, hidden=mcfg.hidden_size,
-        heads=mcfg.num_heads, kv_heads=mcfg.num_kv_heads, head_dim=mcfg.head_dim, ffn=mcfg.intermediate_size,
-        context=mcfg.max_seq_len, vocab=mcfg.vocab_size, padding=padding_note(mcfg), profile=profile,
-        data=", ".join(card.datasets) or "the pipeline's embedded synthetic GSM8K/MATH-style corpus (offline profile)",
-        im_end=specials.IM_END, im_end_id=specials.IM_END_ID, eot=specials.ENDOFTEXT, eot_id=specials.ENDOFTEXT_ID,
-        pad=specials.PAD, pad_id=specials.PAD_ID, dtype=report["dtype"], batch=report["batch_size"],
-        prompt_len=report["prompt_len"], greedy=report["greedy_tokens"], max_diff=report["max_abs_logit_diff"],
-        tol=report["tolerance"], kl=report["kl_divergence"], agree=report["greedy_agreement"],
-        evaluation=eval_table(evals) if evals else "No evaluation file was available at conversion time; "
-                                                   "evaluation results are reported in the paper.")
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

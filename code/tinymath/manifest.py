@@ -49,6 +49,33 @@ def hash_tree(root: Path) -> dict[str, str]:
     return out
 
 
+def output_record(root: Path) -> dict[str, Any]:
+    """The manifest's view of a finished run directory: sha256 of every artifact, and its size and mtime.
+
+    Size and mtime make the up-to-date check cheap: a file whose size differs is damaged, one whose mtime differs is
+    hashed again, and only one whose size and mtime both match is trusted without reading it.
+    """
+    outputs = hash_tree(root)
+    stats = {rel: [(root / rel).stat().st_size, (root / rel).stat().st_mtime_ns] for rel in outputs}
+    return {"outputs": outputs, "output_stats": stats}
+
+
+def verify_outputs(root: Path, record: dict[str, Any]) -> str | None:
+    """None when every output listed in `record` is still as it was written; else what changed."""
+    stats = record.get("output_stats", {})
+    for rel, digest in record.get("outputs", {}).items():
+        path = Path(root) / rel
+        if not path.is_file():
+            return f"output {rel} is missing"
+        st = path.stat()
+        size, mtime = stats.get(rel, (None, None))
+        if st.st_size != size:
+            return f"output {rel} has {st.st_size} bytes, the manifest recorded {size}"
+        if st.st_mtime_ns != mtime and sha256_file(path) != digest:
+            return f"output {rel} changed since the manifest was written (sha256 differs)"
+    return None
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON through a temp file and rename, so a reader never sees half a file."""
     path = Path(path)

@@ -23,11 +23,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import PreTrainedTokenizerFast
 
 from tinymath import specials
-from tinymath.config import Section
-from tinymath.data.prepare.config import SourceConfig
-from tinymath.errors import UserError
+from tinymath.config import Requirements, Section
+from tinymath.io import iter_jsonl
 from tinymath.log import logger
-from tinymath.runner import Requirements, Run
+from tinymath.prepare.config import SourceConfig
+from tinymath.runner import Run
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -97,13 +97,13 @@ def synth_texts(synth_dir: Path) -> Iterator[str]:
                (synth_dir / "gsm" / "train.jsonl", ("question", "answer")),
                (synth_dir / "math" / "train.jsonl", ("problem", "solution"))]
     for path, fields in sources:
-        for record in read_jsonl(path):
+        for record in iter_jsonl(path):
             yield "\n".join(record[f] for f in fields)
 
 
 def hub_texts(cfg: Config) -> Iterator[str]:
     """paper: `share` x `hub_documents` documents from each hub source, in config order."""
-    from tinymath.data.prepare.hub import stream_source
+    from tinymath.prepare.hub import stream_source
 
     for name, source in cfg.hub_sources.items():
         limit = round(source.share * cfg.hub_documents)
@@ -111,14 +111,6 @@ def hub_texts(cfg: Config) -> Iterator[str]:
             if i >= limit:
                 break
             yield text
-
-
-def read_jsonl(path: Path) -> Iterator[dict]:
-    if not path.is_file():
-        raise UserError(f"{path}: not found (the synth stage writes it: run 'tinymath data synth' first)")
-    with path.open() as f:
-        for line in f:
-            yield json.loads(line)
 
 
 def split_heldout(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:

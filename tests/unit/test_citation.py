@@ -23,6 +23,7 @@ def bib_entry(key: str) -> dict[str, str]:
 
 def test_citation_cff_validates():
     exe = shutil.which("cffconvert", path=str(Path(sys.executable).parent))
+    assert exe is not None, f"cffconvert is not installed beside {sys.executable} (it is pinned in requirements.lock)"
     result = subprocess.run([exe, "--validate", "-i", str(REPO / "CITATION.cff")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymath import manifest, paths, runner, specials
+from tinymath import manifest, paths, prepare as stage, runner, specials
 from tinymath.config import load_config
-from tinymath.data.config import DataConfig
-from tinymath.data.packed import PackedSplit, loss_mask
-from tinymath.data.prepare import dedup, pack, stage
-from tinymath.data.prepare.config import DedupConfig
-from tinymath.data.prepare.hub import stream_source
 from tinymath.errors import UserError
+from tinymath.packed import PackedSplit, loss_mask
+from tinymath.prepare import dedup, pack
+from tinymath.prepare.config import DedupConfig
+from tinymath.prepare.hub import stream_source
 from tinymath.runner import Run
 
 FAMILIES = ("worked_examples", "edu_english", "math_prose", "math_tables")
@@ -71,15 +70,15 @@ def make_runs(root: Path, gsm_question: str | None) -> None:
         manifest.write_json_atomic(root / upstream / manifest.MANIFEST, {"outputs": {}})
 
 
-def cpu_config(**prepare) -> DataConfig:
-    """configs/data/cpu.yaml (its shares and filters), sized down for the test corpus."""
-    cfg = load_config(paths.CONFIGS / "data" / "cpu.yaml", DataConfig)
-    block = cfg.prepare.model_dump() | {"seq_len": 64, "validation_fraction": 0.1, "rows_per_shard": 16} | prepare
-    return cfg.model_copy(update={"prepare": type(cfg.prepare).model_validate(block)})
+def cpu_config(**prepare) -> stage.Config:
+    """configs/prepare/cpu.yaml (its shares and filters), sized down for the test corpus."""
+    cfg = load_config(paths.CONFIGS / "prepare" / "cpu.yaml", stage.Config)
+    return stage.Config.model_validate(cfg.model_dump() | {"seq_len": 64, "validation_fraction": 0.1,
+                                                           "rows_per_shard": 16} | prepare)
 
 
-def run_prepare(root: Path, cfg: DataConfig) -> Path:
-    run = Run(stage="data", profile="test", dir=root / "data", root=root, config_path=root / "cpu.yaml")
+def run_prepare(root: Path, cfg: stage.Config) -> Path:
+    run = Run(stage="prepare", profile="test", dir=root / "prepare", root=root, config_path=root / "cpu.yaml")
     run.dir.mkdir(parents=True, exist_ok=True)
     stage.main(cfg, run)
     return run.dir
@@ -120,15 +119,15 @@ def test_dedup_signature_matches_datatrove_shingles(text, tmp_path):
 
 def test_prepare_missing_source_is_an_error_naming_it(tmp_path):
     make_runs(tmp_path, gsm_question=None)
-    sources = cpu_config().prepare.model_dump()["sources"]
+    sources = cpu_config().model_dump()["sources"]
     sources["proof_pile"] = sources.pop("math_tables")  # same share, a family the corpus does not have
-    with pytest.raises(UserError, match=r"prepare\.sources\.proof_pile: family 'proof_pile' has no documents"):
+    with pytest.raises(UserError, match=r"sources\.proof_pile: family 'proof_pile' has no documents"):
         run_prepare(tmp_path, cpu_config(sources=sources))
 
 
 def test_prepare_mix_achieves_cpu_shares_within_one_percent(prepared):
     _, stats = prepared
-    cpu = load_config(paths.CONFIGS / "data" / "cpu.yaml", DataConfig).prepare
+    cpu = load_config(paths.CONFIGS / "prepare" / "cpu.yaml", stage.Config)
     assert set(stats["mix"]) == set(cpu.sources)
     for name, source in cpu.sources.items():
         assert stats["mix"][name]["target"] == source.share
@@ -177,17 +176,17 @@ def test_pack_restarts_segments_and_positions_at_document_boundaries():
 
 
 def test_paper_config_validates_with_hub_ids_and_fails_fast_offline(monkeypatch, tmp_path):
-    cfg = load_config(paths.CONFIGS / "data" / "paper.yaml", DataConfig)
-    assert cfg.requires.network and cfg.synth is None and cfg.prepare.seq_len == 4096
-    hub = {s.hub_id for s in cfg.prepare.sources.values()}
+    cfg = load_config(paths.CONFIGS / "prepare" / "paper.yaml", stage.Config)
+    assert cfg.requires.network and cfg.seq_len == 4096
+    hub = {s.hub_id for s in cfg.sources.values()}
     assert {"HuggingFaceFW/fineweb-edu", "open-web-math/open-web-math", "EleutherAI/proof-pile-2"} <= hub
     assert stage.needs(cfg) == ["tokenizer"]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match="requires.network") as err:
-        runner.check_requirements(cfg.requires, paths.CONFIGS / "data" / "paper.yaml")
+        runner.check_requirements(cfg.requires, paths.CONFIGS / "prepare" / "paper.yaml")
     assert "\n" not in str(err.value)
     with pytest.raises(UserError, match=r"sources\.fineweb_edu: cannot stream HuggingFaceFW/fineweb-edu") as err:
-        next(stream_source("fineweb_edu", cfg.prepare.sources["fineweb_edu"]))
+        next(stream_source("fineweb_edu", cfg.sources["fineweb_edu"]))
     assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="unreachable"):
         runner.run_stage("tokenizer", paths.CONFIGS / "tokenizer" / "paper.yaml", runs=tmp_path)
@@ -203,13 +202,12 @@ def test_prepare_paper_flow_streams_each_source_to_its_token_budget(monkeypatch,
             read[name] = i + 1
             yield text
 
-    monkeypatch.setattr("tinymath.data.prepare.hub.stream_source", fake_stream)
-    cfg = load_config(paths.CONFIGS / "data" / "paper.yaml", DataConfig)
-    block = cfg.prepare.model_dump() | {"tokens": 20_000, "seq_len": 64, "validation_fraction": 0.1,
-                                        "dedup": {"workers": 1}}
-    paper = cfg.model_copy(update={"prepare": type(cfg.prepare).model_validate(block)})
+    monkeypatch.setattr("tinymath.prepare.hub.stream_source", fake_stream)
+    cfg = load_config(paths.CONFIGS / "prepare" / "paper.yaml", stage.Config)
+    paper = stage.Config.model_validate(cfg.model_dump() | {"tokens": 20_000, "seq_len": 64,
+                                                            "validation_fraction": 0.1, "dedup": {"workers": 1}})
     stats = json.loads((run_prepare(tmp_path, paper) / "stats.json").read_text())
-    for name, source in paper.prepare.sources.items():
+    for name, source in paper.sources.items():
         assert read[name] < 2000  # stopped once oversample x share x tokens were streamed
         target = source.share * 20_000  # a few hundred tokens a document: half a document is 2-5% of a target
         assert abs(stats["mix"][name]["tokens"] - target) <= 0.06 * target

@@ -12,10 +12,10 @@ import yaml
 from tinymath import manifest, runner
 from tinymath.config import load_config
 from tinymath.errors import UserError
-from tinymath.evaluate import Config, external_inputs, main, needs
-from tinymath.evaluate.harness import check_model_dir, load_model
-from tinymath.evaluate.scoring import bootstrap_ci, process_gsm, process_math
-from tinymath.evaluate.tasks import STOP_STRINGS, Planned, task_yaml
+from tinymath.eval import Config, external_inputs, main, needs
+from tinymath.eval.harness import check_model_dir, load_model
+from tinymath.eval.scoring import bootstrap_ci, process_gsm, process_math
+from tinymath.eval.tasks import STOP_STRINGS, Planned, task_yaml
 
 ARC_ROWS = [{"id": f"q{i}", "question": f"Which number is larger, {i} or {i + 5}?",
              "choices": {"text": [str(i), str(i + 5)], "label": ["A", "B"]}, "answerKey": "B"} for i in range(3)]
@@ -193,7 +193,7 @@ def test_vllm_backend_without_vllm_is_a_user_error(tmp_path, tiny_model_dir, sha
 
 
 def test_plan_skips_real_task_without_local_copy_or_hub(tmp_path, runs, shared_data):
-    from tinymath.evaluate.tasks import plan
+    from tinymath.eval.tasks import plan
 
     cfg = _config(tmp_path, shared_data, data_dir=str(tmp_path / "absent"))
     planned, skipped = plan(cfg, runs / "synth", hub=False)

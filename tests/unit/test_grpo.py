@@ -7,10 +7,11 @@ import json
 import pytest
 from test_sft import make_upstream
 
-from tinymath import grpo, rewards, runner, specials
+from tinymath import runner, specials
 from tinymath.answer import format_response
 from tinymath.config import load_config
 from tinymath.errors import UserError
+from tinymath.posttrain import grpo, rewards
 
 RIGHT = format_response("Tom has 3 + 5 = 8 apples.", "8")
 WRONG = format_response("Tom has 3 + 5 = 9 apples.", "9")
@@ -92,7 +93,8 @@ def test_grpo_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
 
 def test_rewards_score_the_reasoning_delimiters_trl_strips(tiny_tokenizer):
     """TRL decodes completions without special tokens; the wrapped rewards re-decode the ids and keep <think>."""
-    from tinymath import answer, rewards, specials
+    from tinymath import answer, specials
+    from tinymath.posttrain import rewards
 
     text = answer.format_response("2 + 2 = 4", "4")
     ids = tiny_tokenizer(text)["input_ids"] + [specials.IM_END_ID, specials.PAD_ID]

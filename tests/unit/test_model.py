@@ -9,7 +9,15 @@ import pytest
 from flax import nnx
 
 from tinymath.model import (
-    Llama, ModelConfig, flat_params, flops_per_token, from_flat, load_safetensors, matmul, num_params, param_shapes,
+    Llama,
+    ModelConfig,
+    flat_params,
+    flops_per_token,
+    from_flat,
+    load_safetensors,
+    matmul,
+    num_params,
+    param_shapes,
     save_safetensors,
 )
 

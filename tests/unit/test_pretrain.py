@@ -25,16 +25,20 @@ from tokenizers import Tokenizer
 
 from tinymath import specials
 from tinymath.config import load_config
-from tinymath.data.packed import PackedSplit, write_index, write_shard
 from tinymath.errors import UserError
 from tinymath.manifest import hash_tree, sha256_json, write_json_atomic
 from tinymath.model import Llama, ModelConfig, flat_params, load_safetensors, num_params, param_shapes
+from tinymath.packed import PackedSplit, write_index, write_shard
 from tinymath.paths import CONFIGS
-from tinymath.pretrain import Config, print_batch
-from tinymath.pretrain import train as train_module
+from tinymath.pretrain import Config, print_batch, train as train_module
 from tinymath.pretrain.checkpoint import Checkpointer
 from tinymath.pretrain.loader import (
-    describe_batch, model_config, packed_dir, tokenizer_file, train_batches, train_iterator,
+    describe_batch,
+    model_config,
+    packed_dir,
+    tokenizer_file,
+    train_batches,
+    train_iterator,
 )
 from tinymath.pretrain.sharding import make_mesh
 from tinymath.pretrain.train import init_state, make_optimizer, nll_sum
@@ -81,10 +85,10 @@ def pack(docs: list[list[int]], width: int) -> dict[str, np.ndarray]:
 
 
 def make_upstream(root: Path, tokenizer, profile: str = "t", vocab_size: int | None = None) -> Path:
-    """runs/<profile>/{tokenizer,data} as the upstream stages write them, each with a manifest."""
+    """runs/<profile>/{tokenizer,prepare} as the upstream stages write them, each with a manifest."""
     runs = root / profile
     tokenizer.save_pretrained(runs / "tokenizer" / "tokenizer")
-    packed = runs / "data" / "packed"
+    packed = runs / "prepare" / "packed"
     packed.mkdir(parents=True)
     rng = np.random.default_rng(0)
     texts = [f"Tom has {a} apples and buys {b} more. Now he has {a + b} apples."
@@ -96,7 +100,7 @@ def make_upstream(root: Path, tokenizer, profile: str = "t", vocab_size: int | N
         write_shard(packed, f"{split}-00000", arrays)
         splits[split] = [{"name": f"{split}-00000", "rows": len(arrays["tokens"])}]
     write_index(packed, SEQ_LEN, vocab_size or len(tokenizer), splits)
-    for stage in ("tokenizer", "data"):
+    for stage in ("tokenizer", "prepare"):
         write_json_atomic(runs / stage / "manifest.json", {"outputs": hash_tree(runs / stage)})
     return root
 
@@ -110,7 +114,7 @@ def write_config(directory: Path, text: str = TINY, profile: str = "t") -> Path:
 def run_fingerprint(run_dir: Path) -> str:
     """The fingerprint the stage stamps into its checkpoints: its config and upstream outputs."""
     cfg = load_config(run_dir / "config.yaml", Config)
-    return sha256_json(fingerprint(cfg, run_dir.parent, ["data", "tokenizer"], []))
+    return sha256_json(fingerprint(cfg, run_dir.parent, ["prepare", "tokenizer"], []))
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -154,8 +158,7 @@ def test_config_token_arithmetic(profile):
     # The comment beside `tokens:` spells the same product, so it cannot go stale either.
     line = next(line for line in path.read_text().splitlines() if line.startswith("tokens:"))
     assert f"= {cfg.steps:,} x {cfg.global_batch:,} x {cfg.seq_len:,}" in line
-    data = yaml.safe_load((CONFIGS / "data" / f"{profile}.yaml").read_text())
-    assert cfg.seq_len == data["prepare"]["seq_len"]
+    assert cfg.seq_len == yaml.safe_load((CONFIGS / "prepare" / f"{profile}.yaml").read_text())["seq_len"]
     if profile == "paper":
         assert abs(cfg.tokens - 300e9) < 0.001 * 300e9
 
@@ -253,8 +256,8 @@ def test_pretrain_sigterm_checkpoints_then_exits(tmp_path, tiny_tokenizer, monke
     with pytest.raises(SystemExit) as exit_:
         run_stage("pretrain", write_config(tmp_path), runs=root)
     assert exit_.value.code == 128 + signal.SIGTERM
-    assert sorted(int(p.name) for p in (root / "t" / "pretrain" / "checkpoints").iterdir() if p.name.isdigit()) == [3]
-    assert not (root / "t" / "pretrain" / "manifest.json").exists()
+    assert sorted(int(p.name) for p in (root / "t" / ".pretrain.work" / "checkpoints").iterdir() if p.name.isdigit()) == [3]
+    assert not (root / "t" / "pretrain").exists()
 
 
 KILLED_RUN = textwrap.dedent("""
@@ -299,7 +302,7 @@ def test_pretrain_resume_after_kill_is_bitwise(trained, tmp_path, tiny_tokenizer
 
 
 def test_nll_sum_ignores_padding_and_cross_document_targets():
-    """Only same-document targets count (LESSONS #9: padding and document joins were once trained on)."""
+    """Only same-document targets count (padding and document joins are never trained on)."""
     graphdef, state = nnx.split(Llama(ModelConfig.tiny(vocab_size=64, compute_dtype="float32"), nnx.Rngs(0)))
     params = nnx.to_pure_dict(state)
     segments = np.array([[1, 1, 1, 2, 2, 0, 0, 0]], np.int32)

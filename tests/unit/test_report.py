@@ -18,7 +18,7 @@ from tinymath.errors import UserError
 from tinymath.report import collect, compare, figures, readme, results
 
 MODELS = {"base": 0.05, "sft": 0.30, "grpo": 0.38}  # synthetic GSM-format accuracy per stage
-STAGES = ["data", "pretrain", "convert", "sft", "grpo", "eval"]
+STAGES = ["prepare", "pretrain", "convert", "sft", "grpo", "eval"]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -77,9 +77,9 @@ def eval_doc(model: str, acc: float) -> dict:
 def build_runs(runs: Path, profile: str = "cpu", steps: int = 400) -> Path:
     """runs/<profile>/{data,pretrain,convert,sft,grpo,eval} with manifests; returns runs/<profile>."""
     root = runs / profile
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "stats.json").write_text(json.dumps(data_stats()))
-    finish(root / "data", "data", {"seed": 0})
+    (root / "prepare").mkdir(parents=True, exist_ok=True)
+    (root / "prepare" / "stats.json").write_text(json.dumps(data_stats()))
+    finish(root / "prepare", "prepare", {"seed": 0})
     write_jsonl(root / "pretrain" / "metrics.jsonl", pretrain_rows(steps))
     finish(root / "pretrain", "pretrain", {"steps": steps})
     (root / "convert").mkdir(parents=True, exist_ok=True)
@@ -304,3 +304,17 @@ def test_report_committed_figures_match_results(tmp_path):
     figures.render_all(paths.RESULTS / "cpu", tmp_path)
     assert {p.name: manifest.sha256_file(p) for p in committed} == \
         {p.name: manifest.sha256_file(tmp_path / p.name) for p in committed if (tmp_path / p.name).exists()}
+
+
+def test_model_card_from_results_has_hub_metadata_and_model_index():
+    from huggingface_hub import ModelCard
+
+    from tinymath.report.card import CardConfig, from_results
+
+    res = results.load_dir(paths.RESULTS / "smoke")
+    card = ModelCard(str(from_results(res, CardConfig(), "smoke")))
+    assert card.data.license == "apache-2.0" and card.data.pipeline_tag == "text-generation"
+    assert len(card.data.eval_results) == len(res["eval_base"]["data"]["tasks"])
+    plain = ModelCard(str(from_results({k: v for k, v in res.items() if k != "eval_base"}, CardConfig(), "smoke")))
+    assert plain.data.eval_results is None and "not evaluated" in plain.text
+    assert from_results({k: v for k, v in res.items() if k != "parity"}, CardConfig(), "smoke") is None

@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_report import collect_synthetic, write_dry_run
 
 from tinymath import paths
 from tinymath.report import figures, paper_numbers
-from test_report import collect_synthetic, write_dry_run
 
 MAIN = paths.PAPER / "main.tex"
 GENERATED = paths.PAPER / "generated"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
-
 import toy_stages
+
 from tinymath import manifest, runner
 from tinymath.errors import UserError
 
@@ -16,8 +17,8 @@ from tinymath.errors import UserError
 @pytest.fixture
 def toy(monkeypatch, tmp_path):
     """Register the toy stages and return (config path for profile 'demo', runs root)."""
-    monkeypatch.setitem(runner.STAGES, "toy", runner.StageSpec("toy", "toy_stages", "toy", "toy"))
-    monkeypatch.setitem(runner.STAGES, "down", runner.StageSpec("down", "toy_stages", "down", "down"))
+    monkeypatch.setitem(runner.STAGES, "toy", runner.StageSpec("toy", "toy_stages"))
+    monkeypatch.setitem(runner.STAGES, "down", runner.StageSpec("down", "toy_stages"))
     real_load = runner.load_stage
     monkeypatch.setattr(runner, "load_stage",
                         lambda s: toy_stages.Downstream if s == "down" else real_load(s))
@@ -80,13 +81,17 @@ def test_runner_downstream_reruns_only_when_upstream_outputs_change(toy):
     assert (down / "count.txt").read_text() == "3\n"
 
 
-def test_runner_failed_stage_leaves_no_manifest(toy):
+def test_runner_failed_stage_keeps_the_previous_result_untouched(toy):
     cfg, runs = toy
     out = runner.run_stage("toy", cfg, runs=runs)
+    before = (out / "manifest.json").read_text()
     with pytest.raises(UserError):
-        runner.run_stage("toy", cfg, ["fail=true"], runs=runs)
-    assert manifest.read_manifest(out) is None
-    assert (out / "words.txt").exists()  # files left behind do not make the stage done
+        runner.run_stage("toy", cfg, ["fail=true", "words=[x]"], runs=runs)
+    assert (out / "manifest.json").read_text() == before and (out / "words.txt").read_text() == "alpha beta\n"
+    work = runs / "demo" / ".toy.work"
+    assert (work / "words.txt").read_text() == "x\n" and not (work / "manifest.json").exists()
+    runner.run_stage("toy", cfg, ["words=[y]"], runs=runs)  # another fingerprint: the work directory starts over
+    assert (out / "words.txt").read_text() == "y\n" and not work.exists()
 
 
 def test_runner_requirements_refuse_missing_hardware(tmp_path):
@@ -100,8 +105,48 @@ def test_manifest_atomic_write_leaves_no_temp_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
 
 
-def test_pipeline_stage_modules_are_importable():
+def test_pipeline_stage_modules_follow_the_stage_protocol():
     for spec in runner.PIPELINE:
         module = runner.load_stage(spec.name)
-        assert hasattr(module, "Config") and hasattr(module, "main"), spec.name
-        assert Path(runner.paths.CONFIGS / spec.config_dir).is_dir(), spec.config_dir
+        assert isinstance(module, runner.Stage) and spec.module.rsplit(".", 1)[-1] == spec.name
+        assert Path(runner.paths.CONFIGS / spec.name).is_dir(), spec.name
+
+
+def test_runner_reruns_a_stage_whose_outputs_were_damaged(toy, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="tinymath")
+    monkeypatch.setattr(logging.getLogger("tinymath"), "propagate", True)
+    cfg, runs = toy
+    out = runner.run_stage("toy", cfg, runs=runs)
+    (out / "words.txt").write_text("alpha\n")  # truncated
+    runner.run_stage("toy", cfg, runs=runs)
+    assert "words.txt has 6 bytes" in caplog.text and (out / "words.txt").read_text() == "alpha beta\n"
+    (out / "words.txt").unlink()
+    runner.run_stage("toy", cfg, runs=runs)
+    assert "output words.txt is missing" in caplog.text and (out / "words.txt").is_file()
+
+
+def test_runner_rehashes_an_output_whose_mtime_changed(toy):
+    cfg, runs = toy
+    out = runner.run_stage("toy", cfg, runs=runs)
+    record = manifest.read_manifest(out)
+    os.utime(out / "words.txt", ns=(1, 1))  # touched, same bytes: still up to date
+    assert manifest.verify_outputs(out, record) is None
+    (out / "words.txt").write_text("alpha beto\n")  # same size, other bytes
+    assert "sha256 differs" in manifest.verify_outputs(out, record)
+
+
+def test_plan_shows_inputs_and_state_without_running(toy, monkeypatch):
+    cfg, runs = toy
+    monkeypatch.setattr(runner, "PIPELINE", (runner.STAGES["toy"], runner.STAGES["down"]))
+    monkeypatch.setattr(runner, "config_path", lambda stage, profile: cfg)
+    monkeypatch.setattr(runner, "profiles", lambda: ["demo"])
+    assert runner.plan("demo", runs=runs) == ["toy        <- (nothing)  [no manifest]",
+                                              "down       <- toy  [waiting for toy]"]
+    assert not (runs / "demo" / "toy").exists()
+    runner.run_stage("toy", cfg, runs=runs)
+    assert runner.plan("demo", runs=runs)[0].endswith("[up to date]")
+
+
+def test_unknown_profile_is_user_error():
+    with pytest.raises(UserError, match=r"--profile 'smoek': expected one of cpu, paper, smoke"):
+        runner.run_profile("smoek")

@@ -13,11 +13,12 @@ from datasets import Dataset
 from transformers import LlamaConfig, LlamaForCausalLM
 from trl import SFTConfig, SFTTrainer
 
-from tinymath import chat, runner, sft, specials
+from tinymath import runner, specials
 from tinymath.answer import SYSTEM_PROMPT, follows_format
 from tinymath.config import load_config
 from tinymath.errors import UserError
 from tinymath.manifest import write_json_atomic
+from tinymath.posttrain import chat, common, sft
 
 GSM = {"question": "Tom has 3 boxes of 12 pens and gives away 5. How many pens are left?",
        "answer": "He has 3 * 12 = <<3*12=36>>36 pens.\nHe keeps 36 - 5 = <<36-5=31>>31 pens.\n#### 31"}
@@ -168,7 +169,8 @@ def test_unknown_trainer_field_is_user_error(tmp_path):
 def test_invalid_trainer_value_is_user_error(tmp_path):
     cfg = load_config(write_config(tmp_path, {"lr_scheduler_type": "zigzag"}), sft.Config)
     with pytest.raises(UserError, match="trainer"):
-        sft.trl_args(SFTConfig, cfg, tmp_path / "out", tmp_path / "cpu.yaml")
+        run = runner.Run("sft", "cpu", tmp_path, tmp_path, tmp_path / "cpu.yaml")
+        common.trl_args(SFTConfig, cfg, tmp_path / "out", run)
 
 
 def test_paper_config_names_hub_datasets():
@@ -194,9 +196,9 @@ def test_sft_configs_validate(profile, packing):
 def test_resume_point_discards_other_config_checkpoints(tmp_path):
     out = tmp_path / "checkpoints"
     (out / "checkpoint-4").mkdir(parents=True)
-    (out / sft.DIGEST_FILE).write_text("a")
-    assert sft.resume_point(out, "a").endswith("checkpoint-4")
-    assert sft.resume_point(out, "b") is None and not (out / "checkpoint-4").exists()
+    (out / common.DIGEST_FILE).write_text("a")
+    assert common.resume_point(out, "a").endswith("checkpoint-4")
+    assert common.resume_point(out, "b") is None and not (out / "checkpoint-4").exists()
 
 
 def test_sft_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
@@ -215,17 +217,17 @@ def test_sft_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
 def test_sft_stage_resumes_from_last_checkpoint(tmp_path, tiny_tokenizer, monkeypatch, caplog):
     make_upstream(tmp_path / "smoke", tiny_tokenizer)
     overrides = ["trainer.max_steps=4", "trainer.bf16=false", "trainer.save_steps=2"]
-    real_save = sft.save_model
+    real_save = common.save_model
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # the process dies after training, before the model is written
 
-    monkeypatch.setattr(sft, "save_model", crash)
+    monkeypatch.setattr(common, "save_model", crash)
     with pytest.raises(KeyboardInterrupt):
         runner.run_stage("sft", runner.config_path("sft", "smoke"), runs=tmp_path, overrides=overrides)
-    out = tmp_path / "smoke" / "sft"
-    assert (out / "checkpoints" / "checkpoint-4").is_dir() and not (out / "model").exists()
-    monkeypatch.setattr(sft, "save_model", real_save)
+    work, out = tmp_path / "smoke" / ".sft.work", tmp_path / "smoke" / "sft"
+    assert (work / "checkpoints" / "checkpoint-4").is_dir() and not out.exists()
+    monkeypatch.setattr(common, "save_model", real_save)
     with caplog.at_level(logging.INFO, logger="tinymath"):
         runner.run_stage("sft", runner.config_path("sft", "smoke"), runs=tmp_path, overrides=overrides)
     assert "resuming from" in caplog.text and (out / "model" / "model.safetensors").is_file()

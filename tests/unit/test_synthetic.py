@@ -9,24 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from tinymath import manifest, paths, runner
+from tinymath import manifest, paths, runner, synth as synthetic
 from tinymath.answer import extract_boxed
 from tinymath.config import load_config
-from tinymath.data import synthetic
-from tinymath.data.synthetic import competition, gsm
-from tinymath.data.synthetic.arith import canonical, check_solution
-from tinymath.data.synthetic.config import (
+from tinymath.errors import UserError
+from tinymath.synth import competition, gsm
+from tinymath.synth.arith import canonical, check_solution
+from tinymath.synth.config import (
     CORPUS_SOURCES,
     MATH_SUBJECTS,
+    Config as SynthConfig,
     CorpusConfig,
     GsmConfig,
     MathConfig,
-    SynthConfig,
 )
-from tinymath.data.synthetic.corpus import Corpus
-from tinymath.errors import UserError
+from tinymath.synth.corpus import Corpus
 
-SMOKE = paths.CONFIGS / "data" / "smoke.yaml"
+SMOKE = paths.CONFIGS / "synth" / "smoke.yaml"
 FILES = ("gsm/train.jsonl", "gsm/validation.jsonl", "gsm/test.jsonl", "gsm/test_meta.jsonl", "math/train.jsonl",
          "math/validation.jsonl", "math/test.jsonl", "math/test_meta.jsonl", "corpus/documents.jsonl")
 # `a op b = r` in prose or tables; a match with a leading `n op ` belongs to a longer expression and is skipped
@@ -46,7 +45,7 @@ def smoke_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def gsm_cfg() -> GsmConfig:
-    return load_config(SMOKE, synthetic.Config).synth.gsm
+    return load_config(SMOKE, synthetic.Config).gsm
 
 
 def test_synth_stage_writes_files_and_manifest(smoke_run):
@@ -60,7 +59,7 @@ def test_synth_stage_writes_files_and_manifest(smoke_run):
 
 
 def test_synth_counts_match_config(smoke_run, gsm_cfg):
-    cfg = load_config(SMOKE, synthetic.Config).synth
+    cfg = load_config(SMOKE, synthetic.Config)
     for split in ("train", "validation", "test"):
         assert len(read(smoke_run / f"gsm/{split}.jsonl")) == getattr(cfg.gsm, split)
         assert len(read(smoke_run / f"math/{split}.jsonl")) == getattr(cfg.math, split)
@@ -233,17 +232,16 @@ def test_synth_different_seed_differs(smoke_run, tmp_path):
     assert all(a[name] != b[name] for name in FILES)
 
 
-@pytest.mark.parametrize("override", ["synth.gsm.levels={7: 1.0}", "synth.gsm.novel_test=1000",
-                                      "synth.gsm.train=0", "synth.corpus.sources={blogs: 1.0}", "synth.gsm.typo=1"])
+@pytest.mark.parametrize("override", ["gsm.levels={7: 1.0}", "gsm.novel_test=1000",
+                                      "gsm.train=0", "corpus.sources={blogs: 1.0}", "gsm.typo=1"])
 def test_synth_config_rejects_bad_values(override):
-    with pytest.raises(UserError, match=r"synth\.(gsm|corpus)") as e:
+    with pytest.raises(UserError, match=r"key '(gsm|corpus)") as e:
         load_config(SMOKE, synthetic.Config, [override])
     assert "\n" not in str(e.value)
 
 
 def test_paper_profile_has_no_synth():
-    cfg = load_config(paths.CONFIGS / "data" / "paper.yaml", synthetic.Config)
-    assert cfg.synth is None and not synthetic.enabled(cfg)
+    assert not runner.config_path("synth", "paper").exists() and "synth" not in runner.profile_stages("paper")
 
 
 def test_corpus_writes_no_held_out_fact():
@@ -287,8 +285,8 @@ FAMILIES = ("math_tables", "math_prose", "edu_english", "worked_examples")
 @pytest.fixture(scope="module")
 def family_removal(tmp_path_factory) -> dict[str, float]:
     """Share of each family's documents that MinHash dedup (the prepare stage's settings) removes, without reposts."""
-    from tinymath.data.prepare import dedup
-    from tinymath.data.prepare.config import DedupConfig
+    from tinymath.prepare import dedup
+    from tinymath.prepare.config import DedupConfig
 
     removed = {}
     for family in FAMILIES:
@@ -338,8 +336,8 @@ def test_every_math_template_avoids_real_13grams(shared_data):
 
 def test_every_corpus_generator_avoids_real_13grams(shared_data):
     """Tables, explanations and encyclopedia paragraphs share no 13-word sequence with GSM8K / MATH-500."""
-    from tinymath.data.synthetic import encyclopedia, prose, tables
-    from tinymath.data.synthetic.splits import Splitter
+    from tinymath.synth import encyclopedia, prose, tables
+    from tinymath.synth.splits import Splitter
 
     real, rng, facts = _real_ngrams(shared_data), random.Random(6), tables.Facts(Splitter(0, 0.1, 0.1, 0.03))
     makers = [lambda fn=fn: fn(rng, facts) for fn, _ in tables.KINDS.values()]

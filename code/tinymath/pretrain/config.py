@@ -1,7 +1,8 @@
 """The schema of `configs/pretrain/<profile>.yaml`.
 
 The token budget is stated, not implied: `tokens` must equal steps x global_batch x seq_len, so changing the batch
-without the steps (how the original run trained on 14B tokens instead of 57B) fails at load time.
+without the steps (which would silently train on a quarter of the stated tokens when the batch is cut by 4) fails at
+load time.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from tinymath.config import Section
+from tinymath.config import Requirements, Section
 from tinymath.model import PRESETS, ModelConfig
-from tinymath.runner import Requirements
 
 
 class ModelSpec(Section):

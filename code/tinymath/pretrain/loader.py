@@ -16,14 +16,14 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from tinymath import specials
-from tinymath.data.packed import ARRAYS, PackedSplit
 from tinymath.errors import UserError
 from tinymath.model import ModelConfig
+from tinymath.packed import ARRAYS, PackedSplit
 from tinymath.pretrain.config import Config
 
 
 def packed_dir(root: Path) -> Path:
-    return Path(root) / "data" / "packed"
+    return Path(root) / "prepare" / "packed"
 
 
 def tokenizer_file(root: Path) -> Path:
@@ -36,7 +36,7 @@ def model_config(cfg: Config, root: Path) -> ModelConfig:
     vocab = Tokenizer.from_file(str(tokenizer_file(root))).get_vocab_size(with_added_tokens=True)
     if split.vocab_size != vocab:
         raise UserError(f"{packed_dir(root) / 'index.json'}: vocab_size {split.vocab_size} but the tokenizer has "
-                        f"{vocab}: rerun 'tinymath data prepare' with this tokenizer")
+                        f"{vocab}: rerun 'tinymath prepare' with this tokenizer")
     if split.seq_len != cfg.seq_len:
         raise UserError(f"pretrain seq_len {cfg.seq_len} but the packed data has {split.seq_len}: "
                         f"set seq_len (and steps/tokens) to match {packed_dir(root) / 'index.json'}")

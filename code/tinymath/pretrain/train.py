@@ -8,7 +8,6 @@ reproduces the uninterrupted run bit for bit.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
@@ -28,15 +27,28 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from tinymath import runner
-from tinymath.data.packed import PackedSplit, loss_mask
 from tinymath.errors import UserError
+from tinymath.io import MetricsLog
 from tinymath.log import logger, progress
 from tinymath.manifest import sha256_json
-from tinymath.model import Llama, ModelConfig, flops_per_token, num_params, save_safetensors
+from tinymath.model import (
+    Llama,
+    ModelConfig,
+    flops_per_token,
+    num_params,
+    save_safetensors,
+)
+from tinymath.packed import PackedSplit, loss_mask
 from tinymath.pretrain import loader
 from tinymath.pretrain.checkpoint import Checkpointer
 from tinymath.pretrain.config import Config, OptimizerConfig
-from tinymath.pretrain.sharding import BATCH_AXES, batch_sharding, make_mesh, put_batch, tree_shardings
+from tinymath.pretrain.sharding import (
+    BATCH_AXES,
+    batch_sharding,
+    make_mesh,
+    put_batch,
+    tree_shardings,
+)
 
 
 def decay_mask(params: dict) -> dict:
@@ -134,19 +146,16 @@ def stop_signals() -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
-class Metrics:
-    """metrics.jsonl with the keys of docs/pipeline.md; on resume, lines past the restored step are dropped."""
+class Metrics(MetricsLog):
+    """metrics.jsonl (`tinymath.io.METRIC_KEYS["pretrain"]`); on resume, lines past the restored step are dropped."""
 
     def __init__(self, path: Path, start: int):
-        self.path = path
-        lines = path.read_text().splitlines() if path.is_file() else []
-        kept = [line for line in lines if json.loads(line)["step"] <= start]
-        path.write_text("".join(line + "\n" for line in kept))
+        super().__init__(path)
+        self.keep_until(start)
 
     def write(self, record: dict[str, Any]) -> None:
         if jax.process_index() == 0:
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            self.append(record)
 
 
 def evaluate(eval_step, params: dict, batches: list[dict[str, np.ndarray]], mesh: Mesh) -> float:
@@ -188,7 +197,7 @@ def train(cfg: Config, run) -> None:
     rows = loader.process_rows(cfg.global_batch)
     data = loader.train_iterator(loader.train_batches(PackedSplit(packed, "train"), cfg.seed, cfg.global_batch, rows))
     val = loader.validation_batches(PackedSplit(packed, "validation"), cfg.eval_rows, cfg.global_batch)
-    fingerprint = sha256_json(runner.fingerprint(cfg, run.root, ["data", "tokenizer"], []))
+    fingerprint = sha256_json(runner.fingerprint(cfg, run.root, ["prepare", "tokenizer"], []))
     ckpt = Checkpointer(run.dir / "checkpoints", cfg.checkpoint, model_cfg, fingerprint)
     setup = Setup(cfg, model_cfg, mesh, graphdef, tx, schedule, data, val, ckpt, run.dir)
     try:

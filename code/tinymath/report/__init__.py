@@ -16,10 +16,11 @@ from typing import Literal
 from pydantic import Field
 
 from tinymath import log, manifest, paths, runner
-from tinymath.config import Section
+from tinymath.config import Section, config_files
 from tinymath.errors import UserError
+from tinymath.report.card import CardConfig
 
-Stage = Literal["data", "pretrain", "convert", "sft", "grpo", "eval"]
+Stage = Literal["prepare", "pretrain", "convert", "sft", "grpo", "eval"]
 
 
 class Tolerances(Section):
@@ -37,17 +38,32 @@ class Config(Section):
     curve_points: int = Field(default=200, ge=10)  # at most this many points per committed curve
     dry_run: str | None = None  # pretrain config whose dry run (params, FLOPs, memory) enters the results
     tolerances: Tolerances
+    card: CardConfig = CardConfig()
 
 
 def needs(cfg: Config) -> list[str]:
     return list(cfg.stages)
 
 
+def external_inputs(cfg: Config) -> list[Path]:
+    """The paper profile's configs that the results carry, and the config of the dry run."""
+    from tinymath.report.collect import PAPER_CONFIGS
+
+    configs = [runner.config_path(stage, "paper") for stage in PAPER_CONFIGS]
+    if cfg.dry_run is not None:
+        configs.append(paths.resolve(cfg.dry_run))
+    return list(dict.fromkeys(f for c in configs for f in config_files(c)))
+
+
 def main(cfg: Config, run: runner.Run) -> None:
-    from tinymath.report import collect, figures
+    from tinymath.report import card as model_card, collect, figures, results
 
     collect.collect(run, list(cfg.stages), cfg.curve_points, cfg.dry_run)
     figures.render_all(run.dir / "results", run.dir / "figures")
+    card = model_card.from_results(results.load_dir(run.dir / "results"), cfg.card, run.profile)
+    if card is not None:
+        (run.dir / "model_card").mkdir(exist_ok=True)
+        card.save(run.dir / "model_card" / "README.md")
 
 
 def command(action: str, profile: str, results: Path | None = None, out: Path | None = None,

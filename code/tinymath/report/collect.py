@@ -16,27 +16,11 @@ import numpy as np
 from tinymath import log, manifest, paths, runner
 from tinymath.config import config_digest, load_config, read_yaml
 from tinymath.errors import UserError
+from tinymath.io import METRIC_KEYS, read_jsonl
 from tinymath.report import results
 
-# Keys kept per curve point (the metrics.jsonl contract in docs/pipeline.md).
-PRETRAIN_KEYS = ("step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "mfu")
-SFT_KEYS = ("step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s")
-GRPO_KEYS = ("step", "loss", "reward_mean", "reward_std", "rewards", "kl", "completion_length", "frac_zero_std")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a metrics file; a malformed line is a UserError naming file and line."""
-    if not path.is_file():
-        raise UserError(f"{path}: metrics file not found")
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{number}: invalid JSON ({e.msg})") from None
-    return rows
+# The paper profile's configs that the results carry (and the paper's configuration table shows).
+PAPER_CONFIGS = ("prepare", "pretrain", "sft", "grpo", "eval")
 
 
 def subsample(rows: list[dict[str, Any]], max_points: int) -> list[dict[str, Any]]:
@@ -76,7 +60,7 @@ def provenance(run: runner.Run, stage: str) -> dict[str, Any]:
     stage_dir = run.input(stage)
     record = manifest.read_manifest(stage_dir)
     if record is None:
-        raise UserError(f"{stage_dir}: no manifest.json: run 'tinymath {runner.STAGES[stage].command} "
+        raise UserError(f"{stage_dir}: no manifest.json: run 'tinymath {stage} "
                         f"--profile {run.profile}' first")
     rel = (stage_dir / manifest.MANIFEST).relative_to(run.root.parent).as_posix()
     return {
@@ -84,17 +68,17 @@ def provenance(run: runner.Run, stage: str) -> dict[str, Any]:
         "config_sha256": record.get("config_sha256"),
         "manifests": {stage: {"path": rel, "sha256": manifest.sha256_file(stage_dir / manifest.MANIFEST),
                               "outputs_sha256": manifest.sha256_json(record.get("outputs", {}))}},
-        "command": f"tinymath {runner.STAGES[stage].command} --profile {run.profile}",
+        "command": f"tinymath {stage} --profile {run.profile}",
         "wall_time_s": record.get("wall_time_s"),
     }
 
 
 def collect_data(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
-    path = run.input("data") / "stats.json"
+    path = run.input("prepare") / "stats.json"
     if not path.is_file():
         raise UserError(f"{path}: data statistics not found")
     stats = json.loads(path.read_text())
-    return [results.envelope("data_stats", "data", run.profile, provenance(run, "data"), stats)]
+    return [results.envelope("data_stats", "data", run.profile, provenance(run, "prepare"), stats)]
 
 
 def collect_pretrain(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
@@ -114,7 +98,7 @@ def collect_pretrain(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
         "mfu_median": median(column(train, "mfu")),
         "model": json.loads(model_path.read_text()) if model_path.is_file() else None,
     }
-    data = {"train": keep(subsample(train, max_points), PRETRAIN_KEYS),
+    data = {"train": keep(subsample(train, max_points), METRIC_KEYS["pretrain"]),
             "validation": keep(subsample(val, max_points), ("step", "tokens", "val_loss")), "summary": summary}
     return [results.envelope("pretrain_curve", "pretrain", run.profile, provenance(run, "pretrain"), data)]
 
@@ -137,7 +121,7 @@ def collect_sft(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
         "final_loss": tail_mean(column(train, "loss")),
         "tokens_per_s_median": median(column(train, "tokens_per_s")),
     }
-    data = {"train": keep(subsample(train, max_points), SFT_KEYS), "summary": summary}
+    data = {"train": keep(subsample(train, max_points), METRIC_KEYS["sft"]), "summary": summary}
     return [results.envelope("sft_curve", "sft", run.profile, provenance(run, "sft"), data)]
 
 
@@ -153,7 +137,7 @@ def collect_grpo(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
         "kl_final": tail_mean(column(train, "kl"), 0.1),
         "completion_length_final": tail_mean(column(train, "completion_length"), 0.1),
     }
-    data = {"train": keep(subsample(train, max_points), GRPO_KEYS), "summary": summary}
+    data = {"train": keep(subsample(train, max_points), METRIC_KEYS["grpo"]), "summary": summary}
     return [results.envelope("grpo_curve", "grpo", run.profile, provenance(run, "grpo"), data)]
 
 
@@ -174,7 +158,7 @@ def collect_configs(run: runner.Run, stages: list[str]) -> dict[str, Any]:
     """Resolved configs: this profile's (as its stages ran them) and the paper profile's (as configured)."""
     ran = {s: manifest.read_manifest(run.input(s))["config"] for s in stages}
     paper = {}
-    for stage in ("data", "pretrain", "sft", "grpo", "eval"):
+    for stage in PAPER_CONFIGS:
         path = runner.config_path(stage, "paper")
         if path.is_file():
             paper[stage] = read_yaml(path)
@@ -203,7 +187,7 @@ def collect_dry_run(config: str, profile: str) -> dict[str, Any]:
     return results.envelope("dry_run", "dry_run", profile, prov, data)
 
 
-COLLECTORS = {"data": collect_data, "pretrain": collect_pretrain, "convert": collect_convert, "sft": collect_sft,
+COLLECTORS = {"prepare": collect_data, "pretrain": collect_pretrain, "convert": collect_convert, "sft": collect_sft,
               "grpo": collect_grpo,
               "eval": collect_eval}
 

@@ -44,7 +44,7 @@ def data_metrics(doc: dict[str, Any]) -> dict[str, Metric]:
                                                                    "tokens", "rows") for k, v in d[group].items()}
     out |= {f"data.dedup.{k}": Metric("count", v) for k, v in d["dedup"].items()}
     out |= {f"data.mix.{s}.tokens": Metric("count", m["tokens"]) for s, m in d["mix"].items() if "tokens" in m}
-    out["data.outputs_sha256"] = Metric("hash", doc["provenance"]["manifests"]["data"]["outputs_sha256"])
+    out["data.outputs_sha256"] = Metric("hash", doc["provenance"]["manifests"]["prepare"]["outputs_sha256"])
     return out
 
 

@@ -21,11 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from tinymath import log  # noqa: E402
+from tinymath.io import STAGE_MODELS  # noqa: E402
 from tinymath.report import results as results_io  # noqa: E402
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-MODEL_COLOURS = {"base": PALETTE[0], "sft": PALETTE[1], "grpo": PALETTE[2]}
+MODEL_COLOURS = {m: PALETTE[i] for i, m in enumerate(STAGE_MODELS)}
 STYLE = {
     "backend": "agg",
     "font.family": "DejaVu Sans",

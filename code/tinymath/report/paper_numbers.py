@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from tinymath import log
+from tinymath.io import MODEL_NAMES, STAGE_MODELS, EvalGrid, eval_grid
 from tinymath.report import figures, results
 
 NA = r"\textit{n/a}"
 DIGITS = dict(zip("0123456789", ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]))
-MODELS = ("base", "sft", "grpo")
 CI_LEVEL = 95  # the eval results' `ci95` intervals
 REPORTED_IN_TEXT = ("gsm8k", "arc_challenge", "mmlu", "hellaswag")  # results/reported benchmarks main.tex quotes
-MODEL_NAMES = {"base": "base", "sft": "SFT", "grpo": "GRPO"}
 
 
 @dataclass(frozen=True)
@@ -168,7 +167,7 @@ def parity_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
 
 def eval_numbers(nums: Numbers, docs: dict[str, dict[str, Any]]) -> None:
     """A headline sentence per model over its tasks; the full grid goes into the eval table."""
-    for model in MODELS:
+    for model in STAGE_MODELS:
         doc = docs.get(f"eval_{model}")
         if doc is None:
             nums.add(macro_name("repro", "eval", model), "not evaluated in these results")
@@ -230,7 +229,7 @@ def reported_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     """Quoted numbers of the released checkpoints; the benchmarks the paper's text names exist even without them."""
     ids = list(dict.fromkeys([*REPORTED_IN_TEXT, *(b["id"] for b in (doc["data"]["benchmarks"] if doc else []))]))
     for bench in ids:
-        for model in MODELS:
+        for model in STAGE_MODELS:
             value = doc["data"]["models"].get(model, {}).get(bench) if doc else None
             nums.add(macro_name("reported", bench, model), fmt(value, 1), doc)
 
@@ -258,20 +257,20 @@ def cell(task: dict[str, Any] | None) -> str:
 
 def eval_table(res: dict[str, Any]) -> str:
     """Accuracy (%) [95% interval] per task and subset, one column per stage's model."""
-    docs = {m: res[f"eval_{m}"]["data"]["tasks"] for m in MODELS if f"eval_{m}" in res}
-    if not docs:
+    grid = eval_grid(res)
+    if not grid.models:
         return r"\emph{No evaluation results.}" + "\n"
     rows = []
-    for task in sorted({t for tasks in docs.values() for t in tasks}):
-        n = next(tasks[task]["n"] for tasks in docs.values() if task in tasks)
-        rows.append([f"\\texttt{{{tex_escape(task)}}}", fmt(n)] + [cell(docs[m].get(task)) for m in docs])
-        subsets = sorted({s for tasks in docs.values() for s in tasks.get(task, {}).get("subsets", {})})
-        for sub in subsets:
-            cells = [cell(docs[m].get(task, {}).get("subsets", {}).get(sub)) for m in docs]
-            n_sub = next(t[task]["subsets"][sub]["n"] for t in docs.values()
-                         if sub in t.get(task, {}).get("subsets", {}))
-            rows.append([f"\\quad {tex_escape(sub)}", fmt(n_sub)] + cells)
-    return table("ll" + "c" * len(docs), ["task", "$n$"] + [MODEL_NAMES[m] for m in docs], rows)
+    for task in grid.tasks():
+        rows.append([f"\\texttt{{{tex_escape(task)}}}", fmt(grid.n(task))] + eval_cells(grid, task))
+        rows += [[f"\\quad {tex_escape(sub)}", fmt(grid.n(task, sub))] + eval_cells(grid, task, sub)
+                 for sub in grid.subsets(task)]
+    return table("ll" + "c" * len(grid.models), ["task", "$n$"] + [MODEL_NAMES.get(m, m) for m in grid.models],
+                 rows)
+
+
+def eval_cells(grid: EvalGrid, task: str, subset: str | None = None) -> list[str]:
+    return [cell(grid.entry(m, task, subset)) for m in grid.models]
 
 
 def data_table(doc: dict[str, Any] | None) -> str:
@@ -287,7 +286,7 @@ def reported_table(doc: dict[str, Any] | None) -> str:
     if doc is None:
         return r"\emph{No reported numbers in the results.}" + "\n"
     rows = [[tex_escape(b["name"]), tex_escape(b["setting"])]
-            + [fmt(doc["data"]["models"].get(m, {}).get(b["id"]), 1) for m in MODELS]
+            + [fmt(doc["data"]["models"].get(m, {}).get(b["id"]), 1) for m in STAGE_MODELS]
             for b in doc["data"]["benchmarks"]]
     return table("llrrr", ["benchmark", "setting", "base", "SFT", "GRPO"], rows)
 

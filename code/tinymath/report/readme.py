@@ -11,29 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from tinymath.errors import UserError
+from tinymath.io import eval_grid, pct_ci
 from tinymath.report import figures, results
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-MODELS = ("base", "sft", "grpo")
-
-
-def pct_ci(task: dict[str, Any] | None) -> str:
-    if not task:
-        return "-"
-    lo, hi = task["ci95"]
-    return f"{100 * task['value']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-
 
 def eval_table(res: dict[str, Any]) -> list[str]:
-    docs = {m: res[f"eval_{m}"]["data"]["tasks"] for m in MODELS if f"eval_{m}" in res}
-    if not docs:
+    grid = eval_grid(res)
+    if not grid.models:
         return ["No evaluation results yet."]
-    lines = ["| task | " + " | ".join(docs) + " |", "|---|" + "---|" * len(docs)]
-    for task in sorted({t for tasks in docs.values() for t in tasks}):
-        lines.append(f"| `{task}` | " + " | ".join(pct_ci(docs[m].get(task)) for m in docs) + " |")
-    skipped = {t: r for m in MODELS if f"eval_{m}" in res
-               for t, r in res[f"eval_{m}"]["data"].get("skipped", {}).items()}
-    notes = [f"- not evaluated: `{t}` ({r})" for t, r in sorted(skipped.items())]
+    lines = ["| task | " + " | ".join(grid.models) + " |", "|---|" + "---|" * len(grid.models)]
+    lines += [f"| `{task}` | " + " | ".join(pct_ci(grid.entry(m, task)) for m in grid.models) + " |"
+              for task in grid.tasks()]
+    notes = [f"- not evaluated: `{t}` ({r})" for t, r in sorted(grid.skipped().items())]
     return [*lines, "", *notes] if notes else lines
 
 

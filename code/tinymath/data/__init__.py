@@ -1,1 +1,0 @@
-"""Data: embedded offline datasets, cleaning, mixing, decontamination and packing."""

@@ -1,0 +1,102 @@
+"""Stage `eval`: every stage's model through lm-evaluation-harness, with one config and per-sample logs.
+
+    tinymath eval --profile cpu
+    tinymath eval --profile smoke --set limit=4
+
+Suites (configs/eval/<profile>.yaml): few-shot text prompts with lm-eval's own tasks and scoring (the paper's
+GSM8K 8-shot strict/flexible, Minerva MATH 4-shot, ARC, HellaSwag, MMLU), and `chat` (zero-shot through the chat
+template, scored by `tinymath.answer.is_correct`). Tasks read the synthetic test splits, the real GSM8K test and
+MATH-500 from `data_dir`, or the hub when it is reachable; otherwise a task is skipped, logged and listed under
+`skipped` in `eval_<model>.json`. Writes `<model>/<suite>_<task>/samples.jsonl`, `eval_<model>.json` and the
+generated task YAMLs (`tasks/`).
+
+Scoring: lm-eval scores every task. Chat tasks get our checker as their `process_results` (`!function` into a
+generated one-line module), so lm-eval's aggregate and its logged samples carry the same verdicts; every reported
+value is recomputed from the logged samples and must equal lm-eval's. One samples.jsonl line per problem:
+{"task", "doc_id", "prompt", "generation", "choices", "gold", "extracted": {filter: answer},
+"correct": {"metric,filter": 0/1}, "subsets"}.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tinymath import runner
+from tinymath.eval.config import Config
+from tinymath.eval.tasks import TASKS, Planned, external_files, plan, write_task_dir
+from tinymath.io import STAGE_MODELS, write_jsonl
+from tinymath.log import logger
+from tinymath.manifest import write_json_atomic
+
+if TYPE_CHECKING:
+    from lm_eval.tasks import TaskManager
+
+__all__ = ["Config", "main", "needs", "external_inputs"]
+
+
+def needs(cfg: Config) -> list[str]:
+    """The stages of the evaluated models, and synth when a synthetic test set is evaluated."""
+    stages = [STAGE_MODELS[m][0] for m in cfg.models()]
+    synth = any(TASKS[t].source == "synth" for s in cfg.suites.values() for t in s.tasks)
+    return stages + (["synth"] if synth else [])
+
+
+def external_inputs(cfg: Config) -> list[Path]:
+    """The real GSM8K / MATH-500 (and local hub-task copy) files present here; absent ones mean hub or skip."""
+    return external_files(cfg)
+
+
+def model_dir(run: runner.Run, model: str) -> Path:
+    stage, sub = STAGE_MODELS[model]
+    return run.input(stage) / sub
+
+
+def main(cfg: Config, run: runner.Run) -> None:
+    import torch
+    from lm_eval.tasks import TaskManager
+
+    from tinymath.eval import harness
+
+    planned, skipped = plan(cfg, run.input("synth"), hub=runner.hub_reachable())
+    for name, why in skipped.items():
+        logger.warning("eval: %s %s", name, why["reason"])
+    for model in cfg.models():
+        harness.check_model_dir(model_dir(run, model))
+    # Indexing lm-eval's ~13,000 built-in YAMLs takes tens of seconds; only tasks used by name (mmlu) need it.
+    manager = TaskManager(include_path=str(write_task_dir(planned, run.dir / "tasks", cfg.max_gen_toks)),
+                          include_defaults=any(TASKS[p.task].builtin is None for p in planned))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or threads)
+    try:
+        for model in cfg.models():
+            items = [p for p in planned if model in cfg.suites[p.suite].models]
+            evaluate_model(cfg, run, model, items, manager, skipped)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def evaluate_model(cfg: Config, run: runner.Run, model: str, items: list[Planned], manager: TaskManager,
+                   skipped: dict[str, dict[str, str]]) -> None:
+    """Run a model's tasks (the model loaded once), write their samples, then `eval_<model>.json`."""
+    from tinymath.eval import harness, results
+
+    lm = harness.load_model(cfg, model_dir(run, model))
+    template = harness.chat_template_sha256(lm)
+    tasks = {}
+    for item in items:
+        logger.info("eval: %s on %s (%d-shot%s)", model, item.name, item.num_fewshot,
+                    ", chat" if item.chat else "")
+        result = harness.run_task(lm, item, cfg, manager)
+        records = results.sample_records(result, item, results.read_meta(item.meta))
+        write_jsonl(run.dir / model / item.name / "samples.jsonl", records, ascii=False)
+        settings = results.harness_settings(result, item, cfg, template, run.root)
+        for key, entry in results.task_entries(result, item, records, settings, cfg).items():
+            tasks[key] = entry
+            logger.info("eval: %s %s = %.4f (n=%d, 95%% CI %.4f-%.4f)", model, key, entry["value"], entry["n"],
+                        *entry["ci95"])
+    own = {k: v["reason"] for k, v in skipped.items() if model in cfg.suites[v["suite"]].models}
+    write_json_atomic(run.dir / f"eval_{model}.json", {
+        "model": model, "model_dir": model_dir(run, model).relative_to(run.root).as_posix(), "tasks": tasks,
+        "skipped": own})
+
