@@ -7,6 +7,7 @@
     tinymath convert | sft | grpo | eval | report --profile cpu
     tinymath report figures --results results/cpu --out figures
     tinymath compare runs/cpu/report/results results/cpu
+    tinymath variance --profile cpu --seeds 3   # seed-to-seed spread of the verdict metrics
     tinymath run --profile cpu [--from sft] [--force] [--plan]
 
 `--config FILE` names a config directly (its file stem is the profile); `--set key.sub=value` overrides one field.
@@ -67,10 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
                              "publish: copy a run's results into results/<profile>")
     report.add_argument("--results", type=Path, help="results directory to read (figures, paper)")
     report.add_argument("--out", type=Path, help="output directory (figures, paper)")
+    report.add_argument("--allow-dirty", action="store_true",
+                        help="publish results produced from uncommitted changes (their diff's sha256 is recorded)")
 
     compare = sub.add_parser("compare", help="reproduction verdict: fresh results vs committed results")
     compare.add_argument("fresh", type=Path, help="results of a fresh run, e.g. runs/cpu/report/results")
     compare.add_argument("committed", type=Path, help="committed results, e.g. results/cpu")
+    compare.add_argument("--out", type=Path, help="verdict JSON (default: verdict.json beside the fresh results)")
+
+    variance = sub.add_parser("variance", help="seed-to-seed spread of every verdict metric -> variance.json")
+    variance.add_argument("--profile", default="cpu")
+    variance.add_argument("--seeds", type=int, default=3, help="number of seeds, the profile's own run included")
+    variance.add_argument("--from", dest="start", default="pretrain", choices=list(runner.STAGES),
+                          help="rerun the stages from this one under each seed (default: pretrain)")
+    variance.add_argument("--runs", type=Path)
+    variance.add_argument("--out", type=Path, help="directory for variance.json (default: results/<profile>)")
 
     run = sub.add_parser("run", help="run every stage of a profile in order")
     run.add_argument("--profile", default="cpu")
@@ -94,10 +106,15 @@ def dispatch(args: argparse.Namespace) -> int:
     if cmd == "run":
         runner.run_profile(args.profile, start=args.start, force=args.force, runs=args.runs)
         return 0
+    if cmd == "variance":
+        from tinymath.report import variance
+
+        variance.main(args.profile, args.seeds, args.start, runs=args.runs, out=args.out)
+        return 0
     if cmd == "compare":
         from tinymath.report import compare
 
-        return compare.main(args.fresh, args.committed)
+        return compare.main(args.fresh, args.committed, args.out)
     if cmd == "pretrain" and (args.dry_run or args.print_batch is not None):
         from tinymath import pretrain
 
@@ -112,7 +129,7 @@ def dispatch(args: argparse.Namespace) -> int:
         from tinymath import report
 
         return report.command(args.action, profile=runner.profile_of(_config(args, "report")),
-                              results=args.results, out=args.out, runs=args.runs)
+                              results=args.results, out=args.out, runs=args.runs, allow_dirty=args.allow_dirty)
     runner.run_stage(cmd, _config(args, cmd), args.overrides, force=args.force, runs=args.runs)
     return 0
 

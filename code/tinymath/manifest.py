@@ -110,7 +110,11 @@ def git_state(repo: Path) -> dict[str, Any]:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        state = {"commit": git("rev-parse", "HEAD"), "dirty": dirty}
+        if state["dirty"]:  # which uncommitted changes: the diff itself stays on the machine, its hash travels
+            state["diff_sha256"] = hashlib.sha256(git("diff", "HEAD").encode()).hexdigest()
+        return state
     except (subprocess.CalledProcessError, FileNotFoundError):
         return {"commit": "unknown", "dirty": None}
 

@@ -102,7 +102,8 @@ def test_smoke_reproduces_committed_results(audited_run):
     result = tinymath("compare", str(runs / "smoke" / "report" / "results"), str(REPO / "results" / "smoke"),
                       runs=runs)
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "reproduced:" in result.stdout.splitlines()[-1]
+    lines = result.stdout.splitlines()
+    assert lines[-2].startswith("reproduced:") and lines[-1].startswith("verdict: ")
 
 
 def test_audit_catches_an_undeclared_read(tmp_path):

@@ -185,7 +185,8 @@ def test_convert_stage_writes_release_and_manifest(tmp_path, tiny_tokenizer):
     out = runner.run_stage("convert", stage_config(tmp_path), runs=tmp_path / "runs")
     assert (out / MANIFEST).is_file() and json.loads((out / "parity.json").read_text())["passed"]
     names = {p.name for p in (out / "hf").iterdir()}
-    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
+    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+            "chat_template.jinja"} <= names
 
 
 def test_convert_stage_parity_failure_leaves_no_manifest(tmp_path, tiny_tokenizer, monkeypatch):

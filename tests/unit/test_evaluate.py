@@ -14,7 +14,7 @@ from tinymath.config import load_config
 from tinymath.errors import UserError
 from tinymath.eval import Config, external_inputs, main, needs
 from tinymath.eval.harness import check_model_dir, load_model
-from tinymath.eval.scoring import bootstrap_ci, process_gsm, process_math
+from tinymath.eval.scoring import process_gsm, process_math
 from tinymath.eval.tasks import STOP_STRINGS, Planned, task_yaml
 
 ARC_ROWS = [{"id": f"q{i}", "question": f"Which number is larger, {i} or {i + 5}?",
@@ -98,8 +98,9 @@ def test_eval_main_writes_samples_and_results_in_pipeline_format(tmp_path, runs,
                                   "paper_arc_easy/acc", "paper_arc_easy/acc_norm"}
     assert "unreachable" in base["skipped"]["paper_mmlu"]
     entry = base["tasks"]["paper_synth_gsm/strict-match"]
-    assert set(entry) == {"n", "metric", "value", "stderr", "ci95", "subsets", "settings"}
+    assert set(entry) == {"n", "metric", "value", "stderr", "ci95", "subsets", "settings", "correct"}
     assert entry["n"] == 2 and entry["metric"] == "exact_match,strict-match"
+    assert len(entry["correct"]) == 2 and entry["correct"].count("1") / 2 == entry["value"]
     assert entry["ci95"][0] <= entry["value"] <= entry["ci95"][1]
     assert set(entry["subsets"]) == {"level_1", "level_2", "novel_arithmetic"}
     assert entry["subsets"]["novel_arithmetic"]["n"] == 1
@@ -135,13 +136,6 @@ def test_process_results_score_a_correct_chat_answer():
     assert process_gsm(doc, ["The final answer is 1200."]) == {"accuracy": 0.0}  # the answer form boxes it
     math_doc = {"problem": "p", "solution": "so $\\boxed{\\frac{1}{2}}$", "answer": "1/2"}
     assert process_math(math_doc, ["The final answer is \\boxed{0.5}."]) == {"accuracy": 1.0}
-
-
-def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
-    scores = [1.0] * 30 + [0.0] * 70
-    lo, hi = bootstrap_ci(scores, 1000, seed=0)
-    assert bootstrap_ci(scores, 1000, seed=0) == [lo, hi]
-    assert lo < 0.3 < hi and hi - lo < 0.25
 
 
 def test_task_yaml_overrides_only_data_stops_and_length(tmp_path):

@@ -256,7 +256,8 @@ def test_pretrain_sigterm_checkpoints_then_exits(tmp_path, tiny_tokenizer, monke
     with pytest.raises(SystemExit) as exit_:
         run_stage("pretrain", write_config(tmp_path), runs=root)
     assert exit_.value.code == 128 + signal.SIGTERM
-    assert sorted(int(p.name) for p in (root / "t" / ".pretrain.work" / "checkpoints").iterdir() if p.name.isdigit()) == [3]
+    saved = (root / "t" / ".pretrain.work" / "checkpoints").iterdir()
+    assert sorted(int(p.name) for p in saved if p.name.isdigit()) == [3]
     assert not (root / "t" / "pretrain").exists()
 
 

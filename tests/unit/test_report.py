@@ -221,13 +221,19 @@ def test_report_figures_skip_missing_results_with_reason(report_dir, tmp_path):
     assert set(skipped) == set(figures.FIGURES) - {"sft_loss"}
 
 
-def test_report_compare_identical_results_pass(report_dir, capsys):
-    assert compare.main(report_dir / "results", report_dir / "results") == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[-1].startswith("reproduced: ") and out[-1].endswith(" metrics within tolerance")
-    n, m = out[-1].split()[1].split("/")
-    assert n == m and int(m) > 40
+def verdict_lines(capsys) -> list[str]:
+    return capsys.readouterr().out.splitlines()
+
+
+def test_report_compare_identical_results_are_bit_identical(report_dir, tmp_path, capsys):
+    assert compare.main(report_dir / "results", report_dir / "results", tmp_path / "verdict.json") == 0
+    out = verdict_lines(capsys)
+    assert out[-1] == f"verdict: {tmp_path / 'verdict.json'}"
+    n, m = out[-2].split()[1].split("/")
+    assert n == m and int(m) > 40 and out[-2].endswith(f"({m} bit-identical)")
     assert any("tokens_per_s_median" in line and "not checked" in line for line in out)
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert verdict["counts"]["outside"] == 0 and verdict["counts"]["identical"] == int(m)
 
 
 def perturb(path: Path, edit) -> None:
@@ -236,18 +242,53 @@ def perturb(path: Path, edit) -> None:
     path.write_text(json.dumps(doc))
 
 
-def test_report_compare_loss_outside_tolerance_fails(report_dir, tmp_path, capsys):
+def write_variance(directory: Path, sigmas: dict[str, float]) -> None:
+    metrics = {name: {"values": [0.0, 0.0, 0.0], "mean": 0.0, "std": s} for name, s in sigmas.items()}
+    prov = {"git": {}, "versions": {}, "host": {}, "config_sha256": None, "manifests": {}, "command": "x"}
+    results.write(directory, results.envelope("variance", "variance", "cpu", prov,
+                                              {"seeds": [0, 1, 2], "start": "pretrain", "metrics": metrics}))
+
+
+def verdict_of(capsys, metric: str) -> str:
+    return next(x for x in verdict_lines(capsys) if x.startswith(metric + " "))
+
+
+@pytest.mark.parametrize("shift, code, verdict", [(0.5, 0, "within measured variance"), (1.0, 0, "within measured "
+                                                  "variance"), (5.0, 1, "outside")])
+def test_report_compare_judges_losses_by_the_measured_spread(report_dir, tmp_path, capsys, shift, code, verdict):
+    committed = copy_results(report_dir / "results", tmp_path / "committed")
+    sigma = 0.01
+    write_variance(committed, {"pretrain.final_loss": sigma})
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    shifted = lambda d: d["summary"].update(final_loss=d["summary"]["final_loss"] + shift * sigma)  # noqa: E731
+    perturb(fresh / "pretrain.json", shifted)
+    assert compare.main(fresh, committed, tmp_path / "v.json") == code
+    line = verdict_of(capsys, "pretrain.final_loss")
+    assert line.endswith(verdict) and "3 sigma, sigma 0.01" in line
+
+
+def test_report_compare_names_the_likely_cause_of_an_outside_metric(report_dir, tmp_path, capsys):
+    committed = copy_results(report_dir / "results", tmp_path / "committed")
+    write_variance(committed, {"sft.final_loss": 0.001})
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    perturb(fresh / "sft.json", lambda d: d["summary"].update(final_loss=d["summary"]["final_loss"] + 0.1))
+    assert compare.main(fresh, committed, tmp_path / "v.json") == 1
+    out = verdict_lines(capsys)
+    assert any(x.startswith("outside: sft.final_loss") and "sigma 0.001" in x and "likely cause" in x for x in out)
+    assert "outside: 1," in out[-3]
+
+
+def test_report_compare_without_spread_uses_the_config_tolerance(report_dir, tmp_path, capsys):
     fresh = copy_results(report_dir / "results", tmp_path / "fresh")
     perturb(fresh / "pretrain.json", lambda d: d["summary"].update(final_loss=d["summary"]["final_loss"] * 1.05))
-    assert compare.main(fresh, report_dir / "results") == 1
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("pretrain.final_loss"))
-    assert line.endswith("FAIL") and "rel 0.02" in line
+    assert compare.main(fresh, report_dir / "results", tmp_path / "v.json") == 1
+    assert "rel 0.02 (no measured sigma)" in verdict_of(capsys, "pretrain.final_loss")
 
 
 def test_report_compare_count_change_fails(report_dir, tmp_path):
     fresh = copy_results(report_dir / "results", tmp_path / "fresh")
     perturb(fresh / "data.json", lambda d: d["dedup"].update(removed=26))
-    assert compare.main(fresh, report_dir / "results") == 1
+    assert compare.main(fresh, report_dir / "results", tmp_path / "v.json") == 1
 
 
 def test_report_compare_absent_task_is_not_checked(report_dir, tmp_path, capsys):
@@ -257,15 +298,51 @@ def test_report_compare_absent_task_is_not_checked(report_dir, tmp_path, capsys)
         d["skipped"] = {MATH: "data file ../shared/data/math/test500.jsonl not found"}
 
     perturb(fresh / "eval_sft.json", drop)
-    assert compare.main(fresh, report_dir / "results") == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(f"eval_sft.{MATH} "))
-    assert line.endswith("not checked: data file ../shared/data/math/test500.jsonl not found")
+    assert compare.main(fresh, report_dir / "results", tmp_path / "v.json") == 0
+    assert verdict_of(capsys, f"eval_sft.{MATH}").endswith("not checked: data file ../shared/data/math/test500.jsonl "
+                                                             "not found")
 
 
-def test_report_compare_disjoint_intervals_fail(report_dir, tmp_path):
+def test_report_compare_accuracy_without_spread_is_a_test_on_proportions(report_dir, tmp_path, capsys):
     fresh = copy_results(report_dir / "results", tmp_path / "fresh")
     perturb(fresh / "eval_grpo.json", lambda d: d["tasks"][GSM].update(cell(200, 0.9)))
-    assert compare.main(fresh, report_dir / "results") == 1
+    assert compare.main(fresh, report_dir / "results", tmp_path / "v.json") == 1
+    assert "two proportions p" in verdict_of(capsys, f"eval_grpo.{GSM}")
+    perturb(fresh / "eval_grpo.json", lambda d: d["tasks"][GSM].update(cell(200, 0.39)))
+    assert compare.main(fresh, report_dir / "results", tmp_path / "v.json") == 0
+
+
+def test_report_compare_pairs_accuracies_on_per_problem_verdicts(report_dir, tmp_path, capsys):
+    committed = copy_results(report_dir / "results", tmp_path / "committed")
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    base = "1" * 76 + "0" * 124  # 38% of 200
+    perturb(committed / "eval_grpo.json", lambda d: d["tasks"][GSM].update(correct=base))
+    moved = "0" * 20 + base[20:]  # 20 problems lost, none gained: McNemar p = 2 * 0.5**20
+    perturb(fresh / "eval_grpo.json", lambda d: d["tasks"][GSM].update(value=56 / 200, correct=moved))
+    assert compare.main(fresh, committed, tmp_path / "v.json") == 1
+    assert "McNemar p 1.91e-06" in verdict_of(capsys, f"eval_grpo.{GSM}")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["tasks"][GSM].pop("ci95"), "KeyError"),
+    (lambda d: d["tasks"][GSM].update(value="0.3"), "expected a number"),
+    (lambda d: d.update(tasks=[1, 2]), "AttributeError"),
+])
+def test_report_compare_malformed_results_are_user_errors(report_dir, tmp_path, edit, message):
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    perturb(fresh / "eval_sft.json", edit)
+    with pytest.raises(UserError, match=message) as e:
+        compare.main(fresh, report_dir / "results", tmp_path / "v.json")
+    assert "eval_sft.json" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_report_compare_missing_profile_is_user_error(report_dir, tmp_path):
+    fresh = copy_results(report_dir / "results", tmp_path / "fresh")
+    doc = json.loads((fresh / "sft.json").read_text())
+    del doc["profile"]
+    (fresh / "sft.json").write_text(json.dumps(doc))
+    with pytest.raises(UserError, match="sft.json: missing field 'profile'"):
+        compare.main(fresh, report_dir / "results", tmp_path / "v.json")
 
 
 def test_report_publish_replaces_committed_results(report_dir, tmp_path):
@@ -274,8 +351,21 @@ def test_report_publish_replaces_committed_results(report_dir, tmp_path):
     dest = tmp_path / "results" / "cpu"
     dest.mkdir(parents=True)
     (dest / "stale.json").write_text("{}")
-    publish(report_dir, dest)
-    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in (report_dir / "results").iterdir())
+    (dest / "variance.json").write_text("{}")
+    publish(report_dir, dest, allow_dirty=True)
+    assert sorted(p.name for p in dest.iterdir()) == sorted([p.name for p in (report_dir / "results").iterdir()]
+                                                            + ["variance.json"])
+
+
+def test_report_publish_refuses_results_of_a_dirty_tree(report_dir, tmp_path, monkeypatch):
+    from tinymath.report import publish
+
+    monkeypatch.setattr(manifest, "git_state", lambda repo: {"commit": "0" * 40, "dirty": True})
+    with pytest.raises(UserError, match="uncommitted changes.*--allow-dirty"):
+        publish(report_dir, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+    publish(report_dir, tmp_path / "dest", allow_dirty=True)
+    assert (tmp_path / "dest" / "sft.json").is_file()
 
 
 def test_report_readme_update_replaces_only_the_block(report_dir, tmp_path):

@@ -56,7 +56,8 @@ def make_upstream(root: Path, tok, model_stage: str = "convert", model_dir: str 
     finish(root / model_stage)
     for name, rows in (("gsm", gsm_records(40)), ("math", [MATH] * 8)):
         (root / "synth" / name).mkdir(parents=True, exist_ok=True)
-        (root / "synth" / name / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        for split in ("train", "validation"):
+            (root / "synth" / name / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     finish(root / "synth")
 
 
@@ -210,6 +211,9 @@ def test_sft_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert set(rows[0]) == {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s"}
+    held_out = json.loads((out / "validation.json").read_text())
+    assert held_out["step"] == 4 and held_out["val_loss"] > 0
+    assert json.loads((out / "trainer_args.json").read_text())["max_steps"] == 4
     gen = json.loads((out / "model" / "generation_config.json").read_text())
     assert gen["eos_token_id"] == list(specials.STOP_IDS)
 

@@ -13,6 +13,7 @@ from tinymath.eval.tasks import TASKS, Planned
 from tinymath.io import read_jsonl
 from tinymath.manifest import sha256_file
 from tinymath.paths import REPO
+from tinymath.stats import bootstrap_ci
 
 
 def read_meta(path: Path | None) -> dict[int, dict[str, Any]]:
@@ -71,10 +72,18 @@ def task_entries(result: dict[str, Any], item: Planned, records: list[dict[str, 
         metric, filt = key.split(",", 1)
         entries[f"{item.name}/{metric if filt == 'none' else filt}"] = {
             "n": len(scores), "metric": key, "value": value, "stderr": scoring.stderr(scores),
-            "ci95": scoring.bootstrap_ci(scores, cfg.bootstrap_samples, cfg.seed),
+            "ci95": bootstrap_ci(scores, cfg.bootstrap_samples, cfg.seed),
             "subsets": scoring.subsets(scores, [r["subsets"] for r in records], cfg.bootstrap_samples, cfg.seed),
-            "settings": settings}
+            "settings": settings, **verdicts(scores)}
     return entries
+
+
+def verdicts(scores: list[float]) -> dict[str, str]:
+    """`{"correct": "0110..."}`, one character per problem in doc order, when every score is 0 or 1: what paired
+    comparisons (stage against stage, fresh run against committed run) need."""
+    if any(s not in (0.0, 1.0) for s in scores):
+        return {}
+    return {"correct": "".join("1" if s else "0" for s in scores)}
 
 
 def data_record(data: dict[str, str], run_root: Path) -> dict[str, Any]:

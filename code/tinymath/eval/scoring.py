@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinymath.answer import extract_boxed, gsm_gold, is_correct
+from tinymath.stats import bootstrap_ci
 
 
 def process_gsm(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
@@ -42,14 +43,6 @@ def math_gold(doc: dict[str, Any]) -> str:
 
 def chat_gold(doc: dict[str, Any], kind: str) -> str:
     return gsm_gold(doc["answer"]) if kind == "gsm" else math_gold(doc)
-
-
-def bootstrap_ci(scores: list[float], samples: int, seed: int) -> list[float]:
-    """Percentile 95% interval of the mean over `samples` resamples with a fixed seed (same draw every run)."""
-    x = np.asarray(scores, dtype=float)
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(samples, x.size))
-    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
-    return [float(lo), float(hi)]
 
 
 def stderr(scores: list[float]) -> float | None:

@@ -2,7 +2,8 @@
 safe model loading and saving.
 
 Each trainer stage writes `model/` (safetensors and tokenizer), `metrics.jsonl`, `trainer_args.json` (every field of
-the TRL config it trained with, TRL's own defaults included) and, while running, `checkpoints/` (removed on success;
+the TRL config it trained with, TRL's own defaults included), `validation.json` when it has a held-out set, and,
+while running, `checkpoints/` (removed on success;
 a rerun resumes from the newest checkpoint that loads, and transformers reads its optimizer, scheduler and RNG files
 with `torch.load(weights_only=True)`, never unpickling).
 """
@@ -36,6 +37,7 @@ RESERVED = ("output_dir", "seed", "data_seed", "assistant_only_loss", "completio
             "resume_from_checkpoint", "push_to_hub")
 DIGEST_FILE = "config_sha256"  # beside the checkpoints: a checkpoint resumes only the config that wrote it
 ARGS_FILE = "trainer_args.json"
+VALIDATION_FILE = "validation.json"  # the held-out loss once training ends: {"step", "val_loss"}
 
 
 class Source(Section):
@@ -169,9 +171,14 @@ def save_model(trainer: Any, tok: Any, out: Path) -> None:
 
 
 def fit(trainer: Any, tok: Any, run: Run, metrics: MetricsWriter, last: str | None) -> None:
-    """Train (resuming from `last`), save `model/`, then drop the checkpoints: they only serve crash recovery."""
+    """Train (resuming from `last`), measure the held-out loss when there is an eval set, save `model/`, then drop
+    the checkpoints: they only serve crash recovery."""
     metrics.log.keep_until(int(Path(last).name.rsplit("-", 1)[-1]) if last else 0)
     trainer.train(resume_from_checkpoint=last)
+    if trainer.eval_dataset is not None:
+        loss = trainer.evaluate()["eval_loss"]
+        if trainer.is_world_process_zero():
+            (run.dir / VALIDATION_FILE).write_text(json.dumps({"step": trainer.state.global_step, "val_loss": loss}))
     save_model(trainer, tok, run.dir / "model")
     if trainer.is_world_process_zero():
         shutil.rmtree(trainer.args.output_dir)

@@ -42,6 +42,8 @@ class Config(Section):
     seed: int = 0
     requires: Requirements = Requirements()
     sources: dict[str, Source] = Field(min_length=1)
+    # held-out conversations whose loss is measured once training ends (a verdict metric no single batch decides)
+    validation: Source | None = None
     trainer: dict[str, Any]  # trl.SFTConfig keyword arguments
 
     @field_validator("trainer")
@@ -51,13 +53,13 @@ class Config(Section):
 
 
 def needs(cfg: Config) -> list[str]:
-    return ["convert", *needs_synth(*cfg.sources.values())]
+    return ["convert", *needs_synth(*cfg.sources.values(), *filter(None, [cfg.validation]))]
 
 
-def conversations(cfg: Config, run: Run) -> list[list[dict[str, str]]]:
+def conversations(sources: dict[str, Source], run: Run) -> list[list[dict[str, str]]]:
     """Every source formatted as ChatML conversations; records without a usable final answer are dropped, counted."""
     out = []
-    for name, src in cfg.sources.items():
+    for name, src in sources.items():
         records = load_records(src, run)
         convs = [c for c in map(chat.FORMATS[src.format], records) if c is not None]
         logger.info("sft data %s: %d records, %d conversations (%d dropped)", name, len(records), len(convs),
@@ -90,11 +92,14 @@ def main(cfg: Config, run: Run) -> None:
     model, tok = load_model(run.input("convert") / "hf")
     if added := add_tokens(model, tok, list(specials.SPECIAL_TOKENS)):
         logger.warning("tokenizer lacked %s: added, embeddings mean-initialised", added)
-    data = Dataset.from_dict({"messages": conversations(cfg, run)})
+    data = Dataset.from_dict({"messages": conversations(cfg.sources, run)})
+    held_out = (Dataset.from_dict({"messages": conversations({"validation": cfg.validation}, run)})
+                if cfg.validation else None)
     out = run.dir / "checkpoints"
     last = resume_point(out, config_digest(cfg))
     args = trl_args(SFTConfig, cfg, out, run, assistant_only_loss=True)
     metrics = MetricsWriter(run.dir / "metrics.jsonl", METRIC_KEYS, rate=True)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[metrics])
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, eval_dataset=held_out, processing_class=tok,
+                         callbacks=[metrics])
     logger.info("sft: %d conversations%s", len(data), f", resuming from {last}" if last else "")
     fit(trainer, tok, run, metrics, last)

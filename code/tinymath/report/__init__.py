@@ -18,6 +18,7 @@ from pydantic import Field
 from tinymath import log, manifest, paths, runner
 from tinymath.config import Section, config_files
 from tinymath.errors import UserError
+from tinymath.report import results as results_io
 from tinymath.report.card import CardConfig
 
 Stage = Literal["prepare", "pretrain", "convert", "sft", "grpo", "eval"]
@@ -67,7 +68,7 @@ def main(cfg: Config, run: runner.Run) -> None:
 
 
 def command(action: str, profile: str, results: Path | None = None, out: Path | None = None,
-            runs: Path | None = None) -> int:
+            runs: Path | None = None, allow_dirty: bool = False) -> int:
     """`tinymath report figures|paper|publish`: the steps after collecting, each from files only."""
     if action == "figures":
         from tinymath.report import figures
@@ -81,19 +82,39 @@ def command(action: str, profile: str, results: Path | None = None, out: Path | 
         paper_numbers.write_all(results or paths.RESULTS, out or paths.PAPER / "generated", profile)
         return 0
     if action == "publish":
-        publish(Path(runs or paths.runs_root()) / profile / "report", out or paths.RESULTS / profile)
+        publish(Path(runs or paths.runs_root()) / profile / "report", out or paths.RESULTS / profile, allow_dirty)
         return 0
     raise UserError(f"report {action!r}: expected figures, paper or publish")
 
 
-def publish(report_dir: Path, dest: Path) -> None:
-    """Replace the committed results of a profile by those of a finished report run."""
+def publish(report_dir: Path, dest: Path, allow_dirty: bool = False) -> None:
+    """Replace the committed results of a profile by those of a finished report run (its variance.json stays).
+
+    Results are published only when the tree is clean now and every result was produced from a clean tree, so that
+    their commit is exactly the code that made them; `--allow-dirty` publishes anyway, the results then carrying the
+    sha256 of the uncommitted diff they were produced with.
+    """
     if manifest.read_manifest(report_dir) is None:
         raise UserError(f"{report_dir}: no manifest.json: run 'tinymath report --profile {report_dir.parent.name}' "
                         "first")
+    docs = results_io.load_dir(report_dir / "results")
+    if not allow_dirty:
+        check_clean(docs)
     dest.mkdir(parents=True, exist_ok=True)
     for stale in dest.glob("*.json"):
-        stale.unlink()
+        if stale.name != "variance.json":
+            stale.unlink()
     for path in sorted((report_dir / "results").glob("*.json")):
         shutil.copy2(path, dest / path.name)
     log.logger.info("published %s -> %s", report_dir / "results", dest)
+
+
+def check_clean(docs: dict[str, dict]) -> None:
+    state = manifest.git_state(paths.REPO)
+    if state["dirty"]:
+        raise UserError(f"{paths.REPO}: the working tree has uncommitted changes: commit them and rerun the profile, "
+                        "or publish with --allow-dirty")
+    dirty = sorted(name for name, doc in docs.items() if doc["provenance"].get("git", {}).get("dirty"))
+    if dirty:
+        raise UserError(f"results {', '.join(dirty)}: produced from a tree with uncommitted changes: rerun the "
+                        "profile from a clean tree, or publish with --allow-dirty")

@@ -31,15 +31,15 @@ def subsample(rows: list[dict[str, Any]], max_points: int) -> list[dict[str, Any
     return [rows[i] for i in idx]
 
 
-def tail_mean(values: list[float], fraction: float = 0.05) -> float | None:
-    """Mean over the last `fraction` of a curve: a final value less sensitive to one noisy step."""
+def tail_mean(values: list[float], fraction: float = 0.1) -> float | None:
+    """Mean over the last `fraction` of a curve: a final value that no single noisy batch decides."""
     if not values:
         return None
     n = max(1, int(len(values) * fraction))
     return float(statistics.fmean(values[-n:]))
 
 
-def head_mean(values: list[float], fraction: float = 0.05) -> float | None:
+def head_mean(values: list[float], fraction: float = 0.1) -> float | None:
     return tail_mean(values[::-1], fraction)
 
 
@@ -114,14 +114,18 @@ def collect_convert(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
 
 def collect_sft(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
     train = [r for r in read_jsonl(run.input("sft") / "metrics.jsonl") if "loss" in r]
+    held_out = run.input("sft") / "validation.json"
+    val = [json.loads(held_out.read_text())] if held_out.is_file() else []
     summary = {
         "steps": train[-1]["step"] if train else 0,
         "epochs": max(column(train, "epoch"), default=0.0),  # trainer progress in epochs (fractional)
         "first_loss": head_mean(column(train, "loss")),
         "final_loss": tail_mean(column(train, "loss")),
+        "final_val_loss": val[-1]["val_loss"] if val else None,
         "tokens_per_s_median": median(column(train, "tokens_per_s")),
     }
-    data = {"train": keep(subsample(train, max_points), METRIC_KEYS["sft"]), "summary": summary}
+    data = {"train": keep(subsample(train, max_points), METRIC_KEYS["sft"]),
+            "validation": val, "summary": summary}
     return [results.envelope("sft_curve", "sft", run.profile, provenance(run, "sft"), data)]
 
 
@@ -130,12 +134,12 @@ def collect_grpo(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
     functions = sorted({fn for r in train for fn in r.get("rewards", {})})
     summary = {
         "steps": train[-1]["step"] if train else 0,
-        "reward_first": head_mean(column(train, "reward_mean"), 0.1),
-        "reward_final": tail_mean(column(train, "reward_mean"), 0.1),
-        "rewards_final": {fn: tail_mean([r["rewards"][fn] for r in train if fn in r.get("rewards", {})], 0.1)
+        "reward_first": head_mean(column(train, "reward_mean")),
+        "reward_final": tail_mean(column(train, "reward_mean")),
+        "rewards_final": {fn: tail_mean([r["rewards"][fn] for r in train if fn in r.get("rewards", {})])
                           for fn in functions},
-        "kl_final": tail_mean(column(train, "kl"), 0.1),
-        "completion_length_final": tail_mean(column(train, "completion_length"), 0.1),
+        "kl_final": tail_mean(column(train, "kl")),
+        "completion_length_final": tail_mean(column(train, "completion_length")),
     }
     data = {"train": keep(subsample(train, max_points), METRIC_KEYS["grpo"]), "summary": summary}
     return [results.envelope("grpo_curve", "grpo", run.profile, provenance(run, "grpo"), data)]

@@ -31,6 +31,7 @@ DATA_KEYS = {
     "configs": ("profile", "paper"),
     "parity": (),
     "reported": ("models", "benchmarks"),
+    "variance": ("seeds", "start", "metrics"),
 }
 REPRODUCED_PROVENANCE = ("git", "versions", "host", "config_sha256", "manifests", "command")
 REPORTED_PROVENANCE = ("source", "url")
@@ -54,7 +55,7 @@ def validate(doc: Any, source: str) -> dict[str, Any]:
     """Check the envelope and the kind's required data keys; raise a one-line UserError on the first problem."""
     if not isinstance(doc, dict):
         raise UserError(f"{source}: expected a JSON object, got {type(doc).__name__}")
-    for key in ("schema_version", "kind", "name", "provenance", "data"):
+    for key in ("schema_version", "kind", "name", "profile", "provenance", "data"):
         if key not in doc:
             raise UserError(f"{source}: missing field {key!r}")
     if doc["schema_version"] != SCHEMA_VERSION:
