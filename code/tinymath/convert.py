@@ -105,12 +105,17 @@ def main(cfg: Config, run: Run) -> None:
 
 # --- JAX -> HF ------------------------------------------------------------------------------------------------------
 
+# ModelConfig field -> LlamaConfig field, for both directions of the conversion.
+HF_FIELDS = {"vocab_size": "vocab_size", "hidden_size": "hidden_size", "intermediate_size": "intermediate_size",
+             "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+             "num_kv_heads": "num_key_value_heads", "head_dim": "head_dim", "max_seq_len": "max_position_embeddings",
+             "rms_norm_eps": "rms_norm_eps"}
+
+
 def hf_config(mcfg: ModelConfig) -> LlamaConfig:
     """The transformers config of the JAX model; special ids come from `tinymath.specials` only."""
     return LlamaConfig(
-        vocab_size=mcfg.vocab_size, hidden_size=mcfg.hidden_size, intermediate_size=mcfg.intermediate_size,
-        num_hidden_layers=mcfg.num_layers, num_attention_heads=mcfg.num_heads, num_key_value_heads=mcfg.num_kv_heads,
-        head_dim=mcfg.head_dim, max_position_embeddings=mcfg.max_seq_len, rms_norm_eps=mcfg.rms_norm_eps,
+        **{theirs: getattr(mcfg, ours) for ours, theirs in HF_FIELDS.items()},
         rope_parameters={"rope_type": "default", "rope_theta": mcfg.rope_theta}, hidden_act="silu",
         attention_bias=False, mlp_bias=False, tie_word_embeddings=False, bos_token_id=specials.BOS_ID,
         eos_token_id=specials.EOS_ID, pad_token_id=specials.PAD_ID, architectures=["LlamaForCausalLM"],
@@ -196,10 +201,8 @@ def model_config_from_hf(hf_dir: Path, padded_vocab_size: int | None, compute_dt
     if bad:
         raise UserError(f"{hf_dir}/config.json: not convertible to tinymath.model.Llama: {bad}")
     return ModelConfig(
-        vocab_size=conf.vocab_size, padded_vocab_size=padded_vocab_size or round_up(conf.vocab_size, 1024),
-        hidden_size=conf.hidden_size, intermediate_size=conf.intermediate_size, num_layers=conf.num_hidden_layers,
-        num_heads=conf.num_attention_heads, num_kv_heads=conf.num_key_value_heads, head_dim=conf.head_dim,
-        max_seq_len=conf.max_position_embeddings, rope_theta=rope["rope_theta"], rms_norm_eps=conf.rms_norm_eps,
+        **{ours: getattr(conf, theirs) for ours, theirs in HF_FIELDS.items()},
+        padded_vocab_size=padded_vocab_size or round_up(conf.vocab_size, 1024), rope_theta=rope["rope_theta"],
         compute_dtype=compute_dtype)
 
 

@@ -8,6 +8,7 @@ which would make "up to date, skipped" untrue.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,6 +96,19 @@ def test_smoke_second_run_is_up_to_date(audited_run):
     result = tinymath("run", "--profile", "smoke", runs=runs)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stderr.count("up to date") == len(runner.PIPELINE)
+
+
+def test_smoke_rerun_from_scratch_is_bit_identical(audited_run, tmp_path):
+    """Same machine, same config and seeds: every compared metric is identical (throughput is not compared)."""
+    runs, _ = audited_run
+    again = tmp_path / "again"
+    assert tinymath("run", "--profile", "smoke", runs=again).returncode == 0
+    verdict = tmp_path / "verdict.json"
+    result = tinymath("compare", str(again / "smoke" / "report" / "results"),
+                      str(runs / "smoke" / "report" / "results"), "--out", str(verdict), runs=again)
+    assert result.returncode == 0, result.stdout[-4000:]
+    counts = json.loads(verdict.read_text())["counts"]
+    assert counts["within measured variance"] == 0 and counts["outside"] == 0 and counts["identical"] > 100
 
 
 def test_smoke_reproduces_committed_results(audited_run):

@@ -10,17 +10,16 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy
 
 from tinymath.answer import extract_boxed
-from tinymath.errors import UserError
 from tinymath.synth.arith import prime_powers, written_facts
 from tinymath.synth.config import MATH_SUBJECTS, MathConfig
-from tinymath.synth.splits import TEST, TRAIN, VALIDATION, Splitter, shares
+from tinymath.synth.splits import TEST, TRAIN, VALIDATION, Splitter, fill_quotas, shares
 
 SUBJECT_DIRS = {s: s.lower().replace(" & ", "_and_").replace(" ", "_") for s in MATH_SUBJECTS}
 WORDS = ("BALLOON", "PEPPER", "TATTOO", "COFFEE", "RADAR", "CANNON", "GAMMA", "PIZZA", "BUBBLE", "SUCCESS",
@@ -430,6 +429,16 @@ def splitter_of(cfg: MathConfig, seed: int) -> Splitter:
     return Splitter(seed, *shares(cfg.train, cfg.validation, cfg.test))
 
 
+def draws(cfg: MathConfig, seed: int) -> Iterator[tuple[str, MathProblem]]:
+    """(key, problem) without end, subjects and levels drawn by the configured weights."""
+    rng = random.Random(f"math:{seed}")
+    subjects, levels = sorted(cfg.subjects), sorted(cfg.levels)
+    while True:
+        subject = rng.choices(subjects, [cfg.subjects[s] for s in subjects])[0]
+        p = draw(rng, subject, rng.choices(levels, [cfg.levels[lv] for lv in levels])[0])
+        yield p.key, p
+
+
 def generate(cfg: MathConfig, seed: int, held: Callable[[str], bool]
              ) -> tuple[dict[str, list[MathProblem]], dict[str, list[dict]], list[dict]]:
     """Problems and records per split (split by the hash of each canonical problem), and the test sidecar.
@@ -438,28 +447,14 @@ def generate(cfg: MathConfig, seed: int, held: Callable[[str], bool]
     """
     splitter = splitter_of(cfg, seed)
     want = {TRAIN: cfg.train, VALIDATION: cfg.validation, TEST: cfg.test}
-    out: dict[str, list[MathProblem]] = {k: [] for k in want}
-    rng = random.Random(f"math:{seed}")
-    subjects, levels = sorted(cfg.subjects), sorted(cfg.levels)
-    seen: set[str] = set()
-    stale = 0  # draws since a problem was last kept
-    while any(len(out[k]) < want[k] for k in want):
-        stale += 1
-        if stale > STALE_LIMIT:
-            short = {k: f"{len(out[k])}/{want[k]}" for k in want}
-            raise UserError(f"synth.math: too few distinct problems for the requested counts (filled {short}): "
-                            "lower train/validation/test or widen the level and subject mix")
-        subject = rng.choices(subjects, [cfg.subjects[s] for s in subjects])[0]
-        p = draw(rng, subject, rng.choices(levels, [cfg.levels[lv] for lv in levels])[0])
-        if p.key in seen:
-            continue
-        seen.add(p.key)
+
+    def bucket_of(p: MathProblem) -> str | None:
         bucket = splitter.split(p.key)
-        if bucket != TEST and any(map(held, written_facts(p.solution))):
-            continue
-        if len(out[bucket]) < want[bucket]:
-            out[bucket].append(p)
-            stale = 0
+        return None if bucket != TEST and any(map(held, written_facts(p.solution))) else bucket
+
+    out = fill_quotas(want, draws(cfg, seed), bucket_of, STALE_LIMIT,
+                      "math: too few distinct problems for the requested counts (filled {filled}): "
+                      "lower train/validation/test or widen the level and subject mix")
     records = {split: _numbered(split, problems) for split, problems in out.items()}
     return out, records, meta_rows(out[TEST], records[TEST], out[TRAIN])
 

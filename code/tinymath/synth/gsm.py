@@ -13,11 +13,10 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from tinymath.errors import UserError
 from tinymath.synth import words
 from tinymath.synth.arith import Work, check_solution
 from tinymath.synth.config import GsmConfig
-from tinymath.synth.splits import TEST, TRAIN, VALIDATION, Splitter, shares, unit_hash
+from tinymath.synth.splits import TEST, TRAIN, VALIDATION, Splitter, fill_quotas, shares, unit_hash
 
 FRACTIONS = {2: "half", 3: "a third", 4: "a quarter", 5: "a fifth", 6: "a sixth", 8: "an eighth", 10: "a tenth"}
 MULTIPLES = {2: "doubles", 3: "triples", 4: "quadruples"}
@@ -369,6 +368,21 @@ def stream(cfg: GsmConfig, rng: random.Random) -> Iterator[GsmProblem]:
         yield draw(rng, rng.choices(levels, weights)[0], ranges)
 
 
+def draws(cfg: GsmConfig, seed: int) -> Iterator[tuple[str, GsmProblem]]:
+    """(key, problem) without end, levels drawn by the configured weights; templates whose small number space is
+    used up (mostly duplicates) are drawn less often."""
+    rng, ranges = random.Random(f"gsm:{seed}"), ranges_of(cfg)
+    levels = sorted(cfg.levels)
+    seen: set[str] = set()
+    fresh = {(lv, t): 1.0 for lv in levels for t in BY_LEVEL[lv]}  # recent share of new keys per template
+    while True:
+        level = rng.choices(levels, [cfg.levels[lv] for lv in levels])[0]
+        p = draw(rng, level, ranges, [max(fresh[level, t], 0.02) for t in BY_LEVEL[level]])
+        fresh[level, p.template] = 0.9 * fresh[level, p.template] + 0.1 * (p.key not in seen)
+        seen.add(p.key)
+        yield p.key, p
+
+
 def generate(cfg: GsmConfig, seed: int) -> tuple[dict[str, list[GsmProblem]], list[dict]]:
     """Train/validation/test problems and the test sidecar.
 
@@ -378,31 +392,14 @@ def generate(cfg: GsmConfig, seed: int) -> tuple[dict[str, list[GsmProblem]], li
     """
     splitter = splitter_of(cfg, seed)
     want = {TRAIN: cfg.train, VALIDATION: cfg.validation, TEST: cfg.test - cfg.novel_test, NOVEL: cfg.novel_test}
-    out: dict[str, list[GsmProblem]] = {k: [] for k in want}
-    rng, ranges = random.Random(f"gsm:{seed}"), ranges_of(cfg)
-    levels = sorted(cfg.levels)
-    seen: set[str] = set()
-    fresh = {(lv, t): 1.0 for lv in levels for t in BY_LEVEL[lv]}  # recent share of new keys per template
-    stale = 0  # draws since a problem was last kept
-    while any(len(out[k]) < want[k] for k in want):
-        stale += 1
-        if stale > STALE_LIMIT:
-            short = {k: f"{len(out[k])}/{want[k]}" for k in want}
-            raise UserError(f"synth.gsm: number ranges too small for the requested counts (filled {short}): "
-                            "raise max_number/max_factor or lower train/validation/test/novel_test")
-        level = rng.choices(levels, [cfg.levels[lv] for lv in levels])[0]
-        # templates whose small number space is used up (mostly duplicates) are drawn less often
-        p = draw(rng, level, ranges, [max(fresh[level, t], 0.02) for t in BY_LEVEL[level]])
-        new = p.key not in seen
-        fresh[level, p.template] = 0.9 * fresh[level, p.template] + 0.1 * new
-        if not new:
-            continue
-        seen.add(p.key)
+
+    def bucket_of(p: GsmProblem) -> str | None:
         held = [splitter.held(c) for c in p.calcs]
-        bucket = (NOVEL if all(held) else None) if any(held) else splitter.split(p.key)
-        if bucket is not None and len(out[bucket]) < want[bucket]:
-            out[bucket].append(p)
-            stale = 0
+        return (NOVEL if all(held) else None) if any(held) else splitter.split(p.key)
+
+    out = fill_quotas(want, draws(cfg, seed), bucket_of, STALE_LIMIT,
+                      "gsm: number ranges too small for the requested counts (filled {filled}): "
+                      "raise max_number/max_factor or lower train/validation/test/novel_test")
     novel = {p.key for p in out[NOVEL]}
     test = sorted(out[TEST] + out[NOVEL], key=lambda p: unit_hash(seed, "order", p.key))
     splits = {TRAIN: out[TRAIN], VALIDATION: out[VALIDATION], TEST: test}

@@ -8,9 +8,14 @@ train, validation or the corpus; test problems made only of them form the `novel
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from typing import TypeVar
+
+from tinymath.errors import UserError
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
+T = TypeVar("T")
 
 
 def unit_hash(*parts: object) -> float:
@@ -44,3 +49,30 @@ def shares(train: int, validation: int, test: int) -> tuple[float, float]:
     """Hash-split shares proportional to the wanted counts, so all splits fill at about the same time."""
     total = train + validation + test
     return test / total, validation / total
+
+
+def fill_quotas(want: dict[str, int], draws: Iterator[tuple[str, T]], bucket_of: Callable[[T], str | None],
+                stale_limit: int, too_few: str) -> dict[str, list[T]]:
+    """Take drawn problems until every bucket holds its quota.
+
+    `draws` yields (canonical key, problem) without end; a key seen before is skipped, and a new problem goes to
+    `bucket_of(problem)` (None: unusable) while that bucket has room. After `stale_limit` draws in a row that kept
+    nothing, the counts are declared impossible: a UserError `too_few` with how far each bucket got.
+    """
+    out: dict[str, list[T]] = {k: [] for k in want}
+    seen: set[str] = set()
+    stale = 0  # draws since a problem was last kept
+    while any(len(out[k]) < want[k] for k in want):
+        stale += 1
+        if stale > stale_limit:
+            filled = {k: f"{len(out[k])}/{want[k]}" for k in want}
+            raise UserError(too_few.format(filled=filled))
+        key, problem = next(draws)
+        if key in seen:
+            continue
+        seen.add(key)
+        bucket = bucket_of(problem)
+        if bucket is not None and len(out[bucket]) < want[bucket]:
+            out[bucket].append(problem)
+            stale = 0
+    return out
