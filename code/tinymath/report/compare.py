@@ -7,7 +7,8 @@ Each metric is one of
 - within measured variance: a continuous metric or an accuracy within 3 sigma of the committed value, sigma being
   the seed-to-seed spread in the committed `variance.json` (`tinymath variance`); an accuracy without a measured
   spread is tested instead (McNemar's exact test on the per-problem verdicts, or a test on two proportions), and a
-  continuous metric without one falls back to the tolerance of `configs/report/<profile>.yaml`;
+  continuous metric without one (or whose seeds all agreed) falls back to the tolerance of
+  `configs/report/<profile>.yaml`;
 - outside: anything else, including every count or hash that differs (counts and hashes stay exact);
 - not checked: throughput (it depends on the machine and its load) and tasks this machine could not run.
 The exit status is 1 when a metric is outside, 2 when an input is malformed, else 0. The verdict is also written as
@@ -162,7 +163,7 @@ def judge(c: Metric, f: Metric, sigma: float | None, tol: Any) -> tuple[str, str
         return OUTSIDE, "exact"
     if c.rule == "accuracy" and sigma is None:
         return test_proportions(c, f)
-    if sigma is None:
+    if sigma is None or (sigma == 0 and c.rule != "accuracy"):  # every seed gave the same value: no spread known
         return fallback(c, f, tol)
     if c.rule == "accuracy":
         sigma = accuracy_sigma(sigma, c)
