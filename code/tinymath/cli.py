@@ -25,6 +25,7 @@ from tinymath.config import load_config
 from tinymath.errors import UserError
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 def _stage_options(p: argparse.ArgumentParser) -> None:
@@ -145,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tinymath: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the machine, not the input: a full disk, a permission, a path that is a file
+        where = f": {e.filename}" if e.filename else ""
+        print(f"tinymath: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

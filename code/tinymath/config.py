@@ -34,11 +34,15 @@ class Requirements(Section):
     network: bool = False
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Read a YAML mapping, resolving `base:` inheritance."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: config file not found")
+        where = f" (the base of {_chain[-1]})" if _chain else ""
+        raise UserError(f"{path}: config file not found{where}")
+    if path.resolve() in _chain:
+        raise UserError(f"{path}: base: inheritance loops back to {path.name} "
+                        f"({' -> '.join(p.name for p in (*_chain, path.resolve()))})")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -50,15 +54,22 @@ def read_yaml(path: Path) -> dict[str, Any]:
     base = data.pop("base", None)
     if base is None:
         return data
-    return deep_merge(read_yaml(path.parent / base), data)
+    if not isinstance(base, str):
+        raise UserError(f"{path}: key 'base': expected a file name, got {base!r}")
+    return deep_merge(read_yaml(path.parent / base, (*_chain, path.resolve())), data)
 
 
 def config_files(path: Path) -> list[Path]:
     """A config file and the files its `base:` chain inherits from: everything `read_yaml(path)` reads."""
-    path = Path(path)
-    data = yaml.safe_load(path.read_text()) if path.is_file() else None
-    base = data.get("base") if isinstance(data, dict) else None
-    return [path] + (config_files(path.parent / base) if base else [])
+    files, path = [], Path(path)
+    while path.is_file() and path not in files:
+        files.append(path)
+        data = yaml.safe_load(path.read_text())
+        base = data.get("base") if isinstance(data, dict) else None
+        if not isinstance(base, str):
+            break
+        path = path.parent / base
+    return files
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +114,8 @@ def describe_error(source: str, error: ValidationError) -> str:
     if err["type"] == "missing":
         return f"{source}: missing key {key!r}"
     expected = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    if ", got " in expected:  # the validator named the offending value itself
+        return f"{source}: key {key!r}: expected {expected}"
     return f"{source}: key {key!r}: expected {expected}, got {err.get('input')!r}"
 
 

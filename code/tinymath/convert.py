@@ -28,7 +28,6 @@ from flax import nnx
 from huggingface_hub import save_torch_state_dict
 from pydantic import Field
 from safetensors import safe_open
-from safetensors.numpy import load_file
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -40,6 +39,7 @@ from transformers import (
 from tinymath import hf_keys, specials
 from tinymath.config import Section
 from tinymath.errors import UserError
+from tinymath.io import read_safetensors
 from tinymath.log import logger
 from tinymath.manifest import write_json_atomic
 from tinymath.model import (
@@ -90,7 +90,7 @@ def main(cfg: Config, run: Run) -> None:
                         f"{mcfg.max_seq_len}, got {cfg.parity.prompt_len + cfg.parity.greedy_tokens}")
     out = run.dir / HF_DIR
     shutil.rmtree(out, ignore_errors=True)
-    flat = load_file(str(src / PARAMS_FILE))
+    flat = read_safetensors(src / PARAMS_FILE)
     export_hf(flat, mcfg, out, cfg.max_shard_size)
     copy_tokenizer(run.input("tokenizer") / "tokenizer", out)
     check_special_ids(out, mcfg.vocab_size)

@@ -4,6 +4,7 @@
   error, never an empty dataset.
 - The metrics log (`metrics.jsonl` of pretrain, sft, grpo): one object per logged step, with the keys of
   `METRIC_KEYS`, which its writers and the report's reader share.
+- Tokenizer files and safetensors weights, read with one-line errors when missing or damaged.
 - The models the pipeline's stages produce (`STAGE_MODELS`) and the grid of their evaluation results that the
   README, the paper and the model cards render.
 """
@@ -70,6 +71,51 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]], ascii: bool = True) 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(json.dumps(row, ensure_ascii=ascii, default=str) + "\n" for row in rows)
+
+
+def read_tokenizer(path: Path) -> Any:
+    """A `tokenizers` tokenizer.json; a missing or damaged file is a UserError naming it."""
+    from tokenizers import Tokenizer
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: tokenizer file not found (the tokenizer stage writes it)")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
+        raise UserError(f"{path}: not a valid tokenizer file ({str(e).splitlines()[0][:160]})") from None
+
+
+def read_safetensors(path: Path) -> dict[str, Any]:
+    """The arrays of a safetensors file as numpy; a missing, truncated or malformed file is a UserError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: weights file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path}: damaged safetensors file ({str(e).splitlines()[0][:160]})") from None
+
+
+def check_model_dir(path: Path) -> None:
+    """A loadable HF model directory: config, safetensors weights and a tokenizer, or a one-line UserError.
+
+    Pickled weights (`pytorch_model.bin`, `*.pt`) are never loaded: unpickling can run arbitrary code.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"model directory {path} not found")
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: no config.json (not a Hugging Face model directory)")
+    if not any(path.glob("*.safetensors")):
+        pickles = sorted(p.name for p in [*path.glob("*.bin"), *path.glob("*.pt"), *path.glob("*.pth")])
+        found = f" (found pickled {', '.join(pickles)}: never loaded)" if pickles else ""
+        raise UserError(f"{path}: no *.safetensors weights{found}")
+    if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        raise UserError(f"{path}: no tokenizer (tokenizer.json / tokenizer_config.json)")
 
 
 class MetricsLog:

@@ -21,9 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from pydantic import Field, model_validator
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from tinymath.config import Section
+from tinymath.io import read_safetensors
 
 PARAMS_FILE = "params.safetensors"
 CONFIG_FILE = "model_config.json"
@@ -320,4 +321,4 @@ def save_safetensors(model: Llama, cfg: ModelConfig, directory: Path) -> None:
 def load_safetensors(directory: Path) -> tuple[ModelConfig, Llama]:
     directory = Path(directory)
     cfg = ModelConfig.model_validate_json((directory / CONFIG_FILE).read_text())
-    return cfg, from_flat(cfg, load_file(str(directory / PARAMS_FILE)))
+    return cfg, from_flat(cfg, read_safetensors(directory / PARAMS_FILE))

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinymath.errors import UserError
+
 FORMAT = "tinymath-packed-v1"
 ARRAYS = ("tokens", "segment_ids", "positions")
 
@@ -35,6 +37,40 @@ def write_index(directory: Path, seq_len: int, vocab_size: int, splits: dict[str
     (Path(directory) / "index.json").write_text(json.dumps(index, indent=1) + "\n")
 
 
+def read_index(directory: Path) -> dict:
+    """`index.json` of a packed directory, checked for the fields readers use; a UserError names what is wrong."""
+    path = Path(directory) / "index.json"
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found (the prepare stage writes it)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        got = index.get("format") if isinstance(index, dict) else type(index).__name__
+        raise UserError(f"{path}: format: expected {FORMAT!r}, got {got!r}")
+    missing = [k for k in ("seq_len", "vocab_size", "splits") if k not in index]
+    if missing:
+        raise UserError(f"{path}: missing key(s) {', '.join(missing)}")
+    return index
+
+
+def load_shard(directory: Path, name: str, rows: int, seq_len: int) -> dict[str, np.ndarray]:
+    """The three memory-mapped arrays of a shard, each checked to be int32 [rows, seq_len + 1] as the index says."""
+    arrays = {}
+    for key in ARRAYS:
+        path = Path(directory) / f"{name}.{key}.npy"
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:  # missing, truncated or not an .npy file
+            raise UserError(f"{path}: unreadable shard array ({type(e).__name__}: {e})") from None
+        if array.dtype != np.int32 or array.shape != (rows, seq_len + 1):
+            raise UserError(f"{path}: expected int32 [{rows}, {seq_len + 1}] (index.json), "
+                            f"got {array.dtype} {list(array.shape)}")
+        arrays[key] = array
+    return arrays
+
+
 def loss_mask(segment_ids: np.ndarray) -> np.ndarray:
     """[..., L+1] segment ids -> [..., L] mask of targets in the same (non-padding) document as their input."""
     return (segment_ids[..., 1:] == segment_ids[..., :-1]) & (segment_ids[..., 1:] != 0)
@@ -45,14 +81,13 @@ class PackedSplit:
 
     def __init__(self, directory: Path, split: str):
         self.directory = Path(directory)
-        index = json.loads((self.directory / "index.json").read_text())
-        if index.get("format") != FORMAT:
-            raise ValueError(f"{self.directory / 'index.json'}: format {index.get('format')!r}, expected {FORMAT!r}")
+        index = read_index(self.directory)
+        if split not in index["splits"]:
+            raise UserError(f"{self.directory / 'index.json'}: no split {split!r} (has {sorted(index['splits'])})")
         self.seq_len = index["seq_len"]
         self.vocab_size = index["vocab_size"]
         self.shards = [s["name"] for s in index["splits"][split]]
-        self._arrays = [{k: np.load(self.directory / f"{s}.{k}.npy", mmap_mode="r") for k in ARRAYS}
-                        for s in self.shards]
+        self._arrays = [load_shard(self.directory, s["name"], s["rows"], self.seq_len) for s in index["splits"][split]]
         self._offsets = np.cumsum([0] + [a["tokens"].shape[0] for a in self._arrays])
 
     def __len__(self) -> int:

@@ -24,6 +24,7 @@ from transformers import PreTrainedTokenizerFast
 
 from tinymath import specials
 from tinymath.config import Requirements, Section
+from tinymath.errors import UserError
 from tinymath.io import iter_jsonl
 from tinymath.log import logger
 from tinymath.prepare.config import SourceConfig
@@ -60,6 +61,9 @@ def main(cfg: Config, run: Run) -> None:
     logger.info("tokenizer: training BPE (vocab %d) on %d documents, %d held out", cfg.vocab_size, len(train),
                 len(heldout))
     tok = train_tokenizer(train, cfg.vocab_size, cfg.min_frequency)
+    if len(tok) < cfg.vocab_size:  # too little text to learn the merges: a degenerate tokenizer, not a result
+        raise UserError(f"{run.config_path}: vocab_size {cfg.vocab_size}, but {len(train)} training documents "
+                        f"yield only {len(tok)} tokens: the input corpus is too small or empty")
     tok.save_pretrained(run.dir / "tokenizer")
     stats = fertility(tok, heldout)
     (run.dir / "fertility.json").write_text(json.dumps(stats, indent=1) + "\n")

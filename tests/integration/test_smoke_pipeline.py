@@ -22,9 +22,10 @@ from tinymath import config, manifest, runner
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
+# Source code is not input (tests/ too: a warning reads the source line of the frame that raised it, maybe a test's).
 LIBRARY_ROOTS = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/etc", "/proc",
                                              "/sys", "/dev", tempfile.gettempdir(), Path.home() / ".cache",
-                                             Path.home() / ".config", REPO / "code"}]
+                                             Path.home() / ".config", REPO / "code", REPO / "tests"}]
 
 
 def tinymath(*args: str, runs: Path) -> subprocess.CompletedProcess:

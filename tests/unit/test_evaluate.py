@@ -13,9 +13,10 @@ from tinymath import manifest, runner
 from tinymath.config import load_config
 from tinymath.errors import UserError
 from tinymath.eval import Config, external_inputs, main, needs
-from tinymath.eval.harness import check_model_dir, load_model
+from tinymath.eval.harness import load_model
 from tinymath.eval.scoring import process_gsm, process_math
 from tinymath.eval.tasks import STOP_STRINGS, Planned, task_yaml
+from tinymath.io import check_model_dir
 
 ARC_ROWS = [{"id": f"q{i}", "question": f"Which number is larger, {i} or {i + 5}?",
              "choices": {"text": [str(i), str(i + 5)], "label": ["A", "B"]}, "answerKey": "B"} for i in range(3)]

@@ -235,6 +235,7 @@ def test_checkpoint_corrupt_latest_falls_back(trained, tmp_path, caplog):
         step, *_ = ckpt.restore(params, opt_state)
     assert step == 4
     assert "checkpoint step 8 unusable" in caplog.text
+    assert ckpt.manager.all_steps() == [4] and (tmp_path / "checkpoints-quarantine" / "8").is_dir()
     # Another config (or other inputs): the checkpoints are deleted, not resumed.
     other = Checkpointer(tmp_path / "checkpoints", cfg.checkpoint, model_cfg, fingerprint="other")
     assert other.restore(params, opt_state) is None
@@ -300,6 +301,34 @@ def test_pretrain_resume_after_kill_is_bitwise(trained, tmp_path, tiny_tokenizer
     a = flat_params(load_safetensors(trained / "final")[1])
     b = flat_params(load_safetensors(resumed / "final")[1])
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_pretrain_recovers_from_a_corrupt_latest_checkpoint(trained, tmp_path, tiny_tokenizer, monkeypatch, caplog):
+    """Corrupt the only checkpoint of an interrupted run: the rerun quarantines it, trains past that step again and
+    ends bitwise equal to an uninterrupted run; a second rerun is up to date."""
+    root = make_upstream(tmp_path, tiny_tokenizer)
+    original = train_module.Metrics.write
+
+    def stop_at_4(self, record):
+        original(self, record)
+        if record.get("step") == 4 and "loss" in record:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(train_module.Metrics, "write", stop_at_4)
+        with pytest.raises(SystemExit):
+            run_stage("pretrain", write_config(tmp_path), runs=root)
+    work = root / "t" / ".pretrain.work"
+    for path in (work / "checkpoints" / "4" / "params").rglob("*"):
+        if path.is_file() and path.stat().st_size > 64:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger="tinymath"):
+        resumed = run_stage("pretrain", write_config(tmp_path), runs=root)
+    assert "checkpoint step 4 unusable" in caplog.text and (resumed / "checkpoints-quarantine" / "4").is_dir()
+    assert without_timing(read_metrics(resumed)) == without_timing(read_metrics(trained))
+    a, b = flat_params(load_safetensors(trained / "final")[1]), flat_params(load_safetensors(resumed / "final")[1])
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert run_stage("pretrain", write_config(tmp_path), runs=root) == resumed
 
 
 def test_nll_sum_ignores_padding_and_cross_document_targets():

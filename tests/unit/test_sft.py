@@ -197,6 +197,7 @@ def test_sft_configs_validate(profile, packing):
 def test_resume_point_discards_other_config_checkpoints(tmp_path):
     out = tmp_path / "checkpoints"
     (out / "checkpoint-4").mkdir(parents=True)
+    (out / "checkpoint-4" / "trainer_state.json").write_text("{}")
     (out / common.DIGEST_FILE).write_text("a")
     assert common.resume_point(out, "a").endswith("checkpoint-4")
     assert common.resume_point(out, "b") is None and not (out / "checkpoint-4").exists()

@@ -29,7 +29,7 @@ def write_synth(root: Path) -> None:
 
 
 def run_stage(tmp_path: Path, name: str) -> Path:
-    cfg = tokenizer.Config(vocab_size=400, heldout_fraction=0.1)
+    cfg = tokenizer.Config(vocab_size=320, heldout_fraction=0.1)  # what this small corpus supports
     run = Run(stage="tokenizer", profile="test", dir=tmp_path / name / "tokenizer", root=tmp_path / name,
               config_path=tmp_path / "test.yaml")
     write_synth(run.root / "synth")

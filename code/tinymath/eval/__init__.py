@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from tinymath import runner
 from tinymath.eval.config import Config
 from tinymath.eval.tasks import TASKS, Planned, external_files, plan, write_task_dir
-from tinymath.io import STAGE_MODELS, write_jsonl
+from tinymath.io import STAGE_MODELS, check_model_dir, write_jsonl
 from tinymath.log import logger
 from tinymath.manifest import write_json_atomic
 
@@ -56,13 +56,11 @@ def main(cfg: Config, run: runner.Run) -> None:
     import torch
     from lm_eval.tasks import TaskManager
 
-    from tinymath.eval import harness
-
     planned, skipped = plan(cfg, run.input("synth"), hub=runner.hub_reachable())
     for name, why in skipped.items():
         logger.warning("eval: %s %s", name, why["reason"])
     for model in cfg.models():
-        harness.check_model_dir(model_dir(run, model))
+        check_model_dir(model_dir(run, model))
     # Indexing lm-eval's ~13,000 built-in YAMLs takes tens of seconds; only tasks used by name (mmlu) need it.
     manager = TaskManager(include_path=str(write_task_dir(planned, run.dir / "tasks", cfg.max_gen_toks)),
                           include_defaults=any(TASKS[p.task].builtin is None for p in planned))

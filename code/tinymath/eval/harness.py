@@ -14,6 +14,7 @@ from lm_eval.tasks import TaskManager
 from tinymath.answer import SYSTEM_PROMPT
 from tinymath.errors import UserError
 from tinymath.eval.tasks import Planned
+from tinymath.io import check_model_dir
 
 
 class SpecialTokenHFLM(HFLM):
@@ -26,18 +27,6 @@ class SpecialTokenHFLM(HFLM):
 
     def tok_decode(self, tokens: Any, skip_special_tokens: bool = False) -> str:
         return super().tok_decode(tokens, skip_special_tokens=skip_special_tokens)
-
-
-def check_model_dir(path: Path) -> None:
-    """A loadable HF model directory: config, safetensors weights and a tokenizer, or a one-line UserError."""
-    if not path.is_dir():
-        raise UserError(f"model directory {path} not found")
-    if not (path / "config.json").is_file():
-        raise UserError(f"{path}: no config.json (not a Hugging Face model directory)")
-    if not any(path.glob("*.safetensors")):
-        raise UserError(f"{path}: no *.safetensors weights")
-    if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
-        raise UserError(f"{path}: no tokenizer (tokenizer.json / tokenizer_config.json)")
 
 
 def load_model(cfg: Any, path: Path) -> Any:

@@ -78,3 +78,10 @@ FORMATS: dict[str, Callable[[dict[str, Any]], Messages | None]] = {
     "metamathqa": from_metamathqa,
     "mathinstruct": from_mathinstruct,
 }
+# The fields each format's converter reads: a record without them is a malformed input, not a dropped record.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "gsm8k": ("question", "answer"),
+    "math": ("problem", "solution", "answer"),
+    "metamathqa": ("query", "response"),
+    "mathinstruct": ("instruction", "output", "source"),
+}

@@ -11,23 +11,27 @@ with `torch.load(weights_only=True)`, never unpickling).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import shutil
 import time
+import typing
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import trl
 from datasets import load_dataset
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from tinymath import specials
 from tinymath.config import Section
 from tinymath.errors import UserError
-from tinymath.io import MetricsLog, read_jsonl
+from tinymath.io import MetricsLog, check_model_dir, read_jsonl
 from tinymath.log import logger
 from tinymath.posttrain import chat
 from tinymath.runner import Run
@@ -66,7 +70,8 @@ class Source(Section):
 
 
 def check_fields(trainer: dict[str, Any], config_class: type) -> dict[str, Any]:
-    """Reject keys the installed TRL config class does not have, and the ones the stage sets itself."""
+    """Reject keys the installed TRL config class does not have and the ones the stage sets itself, and coerce every
+    value to its field's type (YAML reads `1e-5` as a string, which would reach torch as one)."""
     known = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(trainer) - known)
     if unknown:
@@ -74,7 +79,20 @@ def check_fields(trainer: dict[str, Any], config_class: type) -> dict[str, Any]:
     reserved = sorted(set(trainer) & set(RESERVED))
     if reserved:
         raise ValueError(f"no {reserved}: the stage sets them")
-    return trainer
+    types = typing.get_type_hints(config_class)
+    return {key: _typed(key, value, types[key]) for key, value in trainer.items()}
+
+
+def _typed(key: str, value: Any, hint: Any) -> Any:
+    try:
+        typed = TypeAdapter(hint).validate_python(value)
+    except ValidationError:
+        raise ValueError(f"trainer.{key} of type {_type_name(hint)}, got {value!r}") from None
+    return typed.value if isinstance(typed, enum.Enum) else typed
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def needs_synth(*sources: Source) -> list[str]:
@@ -84,10 +102,14 @@ def needs_synth(*sources: Source) -> list[str]:
 def load_records(src: Source, run: Run) -> list[dict[str, Any]]:
     """Raw records of one source; hub datasets must have exactly `rows` rows (a silent upstream change is an error)."""
     if src.path is not None:
-        return read_jsonl(run.input("synth") / src.path)[:src.max_rows]
+        return read_jsonl(run.input("synth") / src.path, chat.FIELDS[src.format])[:src.max_rows]
     ds = load_dataset(src.hub, src.subset, split=src.split)
     if src.rows is not None and len(ds) != src.rows:
         raise UserError(f"{src.hub} ({src.subset}, {src.split}): expected {src.rows} rows, got {len(ds)}")
+    missing = [f for f in chat.FIELDS[src.format] if f not in ds.column_names]
+    if missing:
+        raise UserError(f"{src.hub} ({src.subset}, {src.split}): no column(s) {', '.join(missing)} for format "
+                        f"{src.format!r} (columns: {', '.join(ds.column_names)})")
     return list(ds.select(range(min(len(ds), src.max_rows or len(ds)))))
 
 
@@ -120,14 +142,40 @@ class MetricsWriter(TrainerCallback):
 
 
 def resume_point(out: Path, digest: str) -> str | None:
-    """The last checkpoint in `out` when it was written under this config; otherwise start clean."""
+    """The newest intact checkpoint in `out` when it was written under this config; otherwise start clean.
+
+    A damaged checkpoint (a truncated weight or optimizer file, an unreadable trainer state) is removed with a
+    warning, and the next older one, or a clean start, is used instead.
+    """
     stamp = out / DIGEST_FILE
     if out.is_dir() and (not stamp.is_file() or stamp.read_text() != digest):
         logger.info("checkpoints in %s come from another config: starting over", out)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest)
-    return get_last_checkpoint(str(out))
+    while (last := get_last_checkpoint(str(out))) is not None:
+        if (damage := checkpoint_damage(Path(last))) is None:
+            return last
+        logger.warning("checkpoint %s is damaged (%s): removed, trying an older one", last, damage)
+        shutil.rmtree(last)
+    return None
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """What makes a transformers checkpoint unusable, without unpickling anything; None when it is intact."""
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+        for weights in path.glob("*.safetensors"):
+            with safe_open(weights, "np") as f:  # the header's offsets must fit the file
+                for key in f.keys():
+                    f.get_slice(key)
+        for archive in [*path.glob("*.pt"), *path.glob("*.pth")]:
+            with zipfile.ZipFile(archive) as z:  # torch.save writes zip archives; testzip checks every CRC
+                if (bad := z.testzip()) is not None:
+                    return f"{archive.name}: member {bad} fails its CRC"
+    except (OSError, ValueError, zipfile.BadZipFile, SafetensorError) as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    return None
 
 
 def trl_args(config_class: type, cfg: Any, out: Path, run: Run, **fixed: Any) -> Any:
@@ -149,10 +197,7 @@ def trl_args(config_class: type, cfg: Any, out: Path, run: Run, **fixed: Any) ->
 
 def load_model(path: Path) -> tuple[Any, Any]:
     """A local HF model and tokenizer: safetensors weights only, never remote code; float32 master weights."""
-    if not (path / "config.json").is_file():
-        raise UserError(f"{path}: no Hugging Face model here (config.json missing)")
-    if not any(path.glob("*.safetensors")):
-        raise UserError(f"{path}: no *.safetensors weights (pickled weights are never loaded)")
+    check_model_dir(path)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
     return model, tok

@@ -24,7 +24,7 @@ from tokenizers import Tokenizer
 
 from tinymath import packed, paths
 from tinymath.errors import UserError
-from tinymath.io import iter_jsonl, read_jsonl
+from tinymath.io import iter_jsonl, read_jsonl, read_tokenizer
 from tinymath.log import logger
 from tinymath.prepare import decontaminate, dedup, mix, pack, quality
 from tinymath.prepare.config import Config
@@ -55,7 +55,7 @@ def eval_paths(p: Config) -> dict[str, Path]:
 
 
 def main(cfg: Config, run: Run) -> None:
-    tok = Tokenizer.from_file(str(run.input("tokenizer") / "tokenizer" / "tokenizer.json"))
+    tok = read_tokenizer(run.input("tokenizer") / "tokenizer" / "tokenizer.json")
     stats: dict = {}
     docs = read_sources(cfg, run, tok, stats)
     docs = remove_near_duplicates(docs, cfg, stats)

@@ -1,13 +1,16 @@
 """Orbax checkpoints of everything a bitwise resume needs: parameters, optimizer state, step, data-iterator state.
 
-Saves are asynchronous (training continues while the previous step is written). Orbax commits a step atomically, so a
-kill mid-save leaves no half step behind; a step that is damaged afterwards fails to restore or fails the checks
-below, and the previous step is used with a warning. Every restore checks that every layer is present and the
-parameter count equals the config's (a checkpoint without its transformer layers once went unnoticed for nine runs).
+Saves are asynchronous (training continues while the previous step is written). Orbax commits a step atomically, so
+a kill mid-save leaves no half step behind; a step that is damaged afterwards fails to restore or fails the checks
+below, and the previous step is used with a warning, the unusable one moved to `checkpoints-quarantine/` beside the
+checkpoints (kept for inspection, out of the way of the step that training will save again). Every restore checks
+that every layer is present and the parameter count equals the config's (a checkpoint without its transformer layers
+still loads, and would otherwise go unnoticed).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,8 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=cfg.keep, create=True, enable_async_checkpointing=True)
         handlers = {"params": ocp.StandardCheckpointHandler(), "opt_state": ocp.StandardCheckpointHandler(),
                     "data": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
-        self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options, item_handlers=handlers)
+        self.directory = Path(directory).absolute()
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
         self.model_cfg, self.every, self.fingerprint = model_cfg, cfg.every, fingerprint
 
     def save(self, step: int, params: Any, opt_state: Any, data_state: dict, force: bool = False) -> bool:
@@ -73,11 +77,21 @@ class Checkpointer:
                 if restored.meta["step"] != step:
                     raise ValueError(f"metadata says step {restored.meta['step']}")
             except Exception as e:  # whatever failed, this step is unusable: fall back to the previous one
-                logger.warning("checkpoint step %d unusable (%s: %s); trying the previous one",
-                               step, type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+                logger.warning("checkpoint step %d unusable (%s: %s): moved to %s; trying the previous one",
+                               step, type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "",
+                               self.quarantine(step))
                 continue
             return step, restored.params, restored.opt_state, restored.data
         return None
+
+    def quarantine(self, step: int) -> Path:
+        """Move an unusable step out of the manager's directory, so that saving that step again succeeds."""
+        dest = self.directory.with_name(f"{self.directory.name}-quarantine") / str(step)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        (self.directory / str(step)).rename(dest)
+        self.manager.reload()
+        return dest
 
     def drop_stale(self) -> None:
         """Delete checkpoints written under another config or other inputs: resuming them would silently mix runs."""

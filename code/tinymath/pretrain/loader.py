@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 
 from tinymath import specials
 from tinymath.errors import UserError
+from tinymath.io import read_tokenizer
 from tinymath.model import ModelConfig
 from tinymath.packed import ARRAYS, PackedSplit
 from tinymath.pretrain.config import Config
@@ -33,7 +34,7 @@ def tokenizer_file(root: Path) -> Path:
 def model_config(cfg: Config, root: Path) -> ModelConfig:
     """The model for this data: vocab size from the tokenizer, checked against the packed index and the config."""
     split = PackedSplit(packed_dir(root), "train")
-    vocab = Tokenizer.from_file(str(tokenizer_file(root))).get_vocab_size(with_added_tokens=True)
+    vocab = read_tokenizer(tokenizer_file(root)).get_vocab_size(with_added_tokens=True)
     if split.vocab_size != vocab:
         raise UserError(f"{packed_dir(root) / 'index.json'}: vocab_size {split.vocab_size} but the tokenizer has "
                         f"{vocab}: rerun 'tinymath prepare' with this tokenizer")
@@ -104,7 +105,7 @@ def print_batch(cfg: Config, root: Path, step: int) -> list[str]:
             raise UserError(f"{path} not found: run the tokenizer and data stages of this profile first")
     split = PackedSplit(packed_dir(root), "train")
     batch = train_batches(split, cfg.seed, cfg.global_batch)[step - 1]
-    lines = describe_batch(batch, Tokenizer.from_file(str(tokenizer_file(root))))
+    lines = describe_batch(batch, read_tokenizer(tokenizer_file(root)))
     print(f"step {step}: {cfg.global_batch} rows x {cfg.seq_len + 1} tokens, {len(lines)} documents")
     print("\n".join(lines))
     return lines

@@ -70,6 +70,10 @@ def main(cfg: Config, run: runner.Run) -> None:
 def command(action: str, profile: str, results: Path | None = None, out: Path | None = None,
             runs: Path | None = None, allow_dirty: bool = False) -> int:
     """`tinymath report figures|paper|publish`: the steps after collecting, each from files only."""
+    if action in ("figures", "paper"):
+        source = results or (paths.RESULTS / profile if action == "figures" else paths.RESULTS)
+        if not Path(source).is_dir():
+            raise UserError(f"--results {source}: not a directory (publish a run first, or name a results directory)")
     if action == "figures":
         from tinymath.report import figures
 
