@@ -89,7 +89,7 @@ def main(cfg: Config, run: Run) -> None:
     shutil.rmtree(out, ignore_errors=True)
     flat = load_file(str(src / PARAMS_FILE))
     export_hf(flat, mcfg, out, cfg.max_shard_size)
-    copy_tokenizer(run.input("tokenizer") / "tokenizer", out)
+    copy_tokenizer(run.input("tokenizer") / "tokenizer", out, mcfg.max_seq_len)
     check_special_ids(out, mcfg.vocab_size)
     model = from_flat(mcfg.model_copy(update={"compute_dtype": cfg.parity.dtype}), flat)
     del flat  # the paper model is 4.5 GB per copy
@@ -136,11 +136,15 @@ def export_hf(flat: dict[str, np.ndarray], mcfg: ModelConfig, out: Path, max_sha
     generation_config().save_pretrained(out)
 
 
-def copy_tokenizer(src: Path, out: Path) -> None:
-    """Copy the tokenizer stage's files (tokenizer.json, tokenizer_config.json, chat_template.jinja, ...)."""
+def copy_tokenizer(src: Path, out: Path, context: int) -> None:
+    """Copy the tokenizer stage's files (tokenizer.json, tokenizer_config.json, chat_template.jinja, ...), with
+    `model_max_length` set to the model's context: the tokenizer stage does not know it, and tools read it."""
     for path in sorted(src.iterdir()):
         if path.is_file():
             shutil.copy2(path, out / path.name)
+    conf = out / "tokenizer_config.json"
+    settings = {**json.loads(conf.read_text()), "model_max_length": context}
+    conf.write_text(json.dumps(settings, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def check_special_ids(hf_dir: Path, vocab_size: int) -> None:
@@ -321,6 +325,9 @@ max |logit difference| {max_diff:.2e} (tolerance {tol:g}), mean KL divergence {k
 ## Evaluation
 
 {evaluation}
+
+Chat-format answers are scored by one rule, shared with the GRPO correctness reward (`tinymath.answer.is_correct`): the final answer is the last `\\boxed{{}}` (else the `####` line). A GSM8K answer is correct when it states one number of the reference's value; a unit (`18 dollars`, `18\\text{{ cm}}`), currency signs, a percent sign, thousands separators (`,` `{{,}}` `\\,` thin spaces) and forms such as `18.00` or `\\frac{{36}}{{2}}` may go with it. Another number, more numbers after it (`18 or 19`), or an empty answer is wrong, whatever the text said before. MATH \
+answers are compared by math-verify (gold first), numeric ones also by the same number rule.
 """
 
 

@@ -172,6 +172,7 @@ def test_model_card_has_hub_metadata_and_model_index():
     assert (result.dataset_type, result.metric_value, result.dataset_args) == ("gsm8k", 0.022, {"num_few_shot": 8})
     plain = ModelCard(str(convert.model_card(SMALL, report, convert.CardConfig(), "cpu", None)))
     assert plain.data.eval_results is None and "reported in the paper" in plain.text
+    assert "last `\\boxed{}`" in plain.text and "is_correct" in plain.text  # the answer rule, braces formatted
 
 
 def test_convert_configs_load():
@@ -202,6 +203,16 @@ def test_convert_stage_writes_release_and_manifest(tmp_path, tiny_tokenizer):
     names = {p.name for p in (out / "hf").iterdir()}
     assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja",
             "README.md"} <= names
+    assert AutoTokenizer.from_pretrained(out / "hf").model_max_length == SMALL.max_seq_len
+
+
+def test_convert_tokenizer_max_length_is_model_context(tmp_path, tiny_tokenizer):
+    tiny_tokenizer.save_pretrained(tmp_path / "tok")
+    (tmp_path / "hf").mkdir()
+    convert.copy_tokenizer(tmp_path / "tok", tmp_path / "hf", 4096)  # the paper model's context
+    tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tok.model_max_length == 4096 and tok.eos_token_id == specials.IM_END_ID
+    assert tok.chat_template == tiny_tokenizer.chat_template
 
 
 def test_convert_stage_parity_failure_leaves_no_manifest(tmp_path, tiny_tokenizer, monkeypatch):
