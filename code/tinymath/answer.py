@@ -52,25 +52,86 @@ def extract_boxed(text: str) -> str | None:
 
 # --- Answer checking: one checker for evaluation and the GRPO correctness reward. ---
 
-_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 _BASE_RE = re.compile(r"\d_\{?(\d+)\}?")  # number-base subscripts, as in 52_8
 _MV_TIMEOUT_S = 5  # math-verify's own alarm-based timeout, usable only on the main thread
+
+# A stated number: one number, then at most its unit, once the markup that only wraps or spaces them is gone.
+_WRAP_RE = re.compile(r"\\(?:text|textrm|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_SEP = r"(?:,\\!|\{,\}|,|\\,|\\thinspace\s*|[\u2009\u202f])"  # thousands separators: plain, LaTeX, unicode thin
+_GROUPED_RE = re.compile(rf"(?<![\d.])\d{{1,3}}(?:{_SEP}\d{{3}})+(?!\d)")
+_MARKUP = (("\\$", ""), ("$", ""), ("\u20ac", ""), ("\u00a3", ""), ("\\%", "%"), ("\u2212", "-"),
+           ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("^\\circ", " degrees"), ("^{\\circ}", " degrees"))
+_SPACES = ("\\!", "\\,", "\\;", "\\:", "\\ ", "\\qquad", "\\quad", "\\thinspace", "~", "\u00a0", "\u2009", "\u202f")
+_STATED_RE = re.compile(r"(?P<num>-?(?:\d+(?:\.\d+)?|\.\d+)(?:/\d+)?|-?\\frac\{-?\d+\}\{\d+\})(?P<tail>.*)",
+                        re.DOTALL)
+_NOT_UNIT_RE = re.compile(r"[^\w\s%.,;:!?'\"()/-]|[\d_]")  # digits, operators, LaTeX commands: more than a unit
+_SCALE = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+# Words after a number that state another value: "18 and a half", "3 dozen", "2 pi", "18 or nineteen".
+_NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety half halves quarter quarters dozen dozens "
+    "point pi sqrt squared cubed hundreds thousands millions billions".split() + list(_SCALE))
+
+
+def _clean(text: str) -> str:
+    """`text` without presentation: \\text{}-like wrappers opened; thousands separators, currency, spacing gone."""
+    s, prev = text, None
+    while s != prev:  # nested wrappers, as in \textbf{\text{18}}
+        prev, s = s, _WRAP_RE.sub(r" \1 ", s)
+    s = _GROUPED_RE.sub(lambda m: re.sub(_SEP, "", m.group()), s)  # 70{,}000 -> 70000, before `\,` becomes a space
+    for old, new in _MARKUP:
+        s = s.replace(old, new)
+    for space in _SPACES:
+        s = s.replace(space, " ")
+    return s.strip()
+
+
+def _split_number(text: str) -> tuple[Fraction, str, str] | None:
+    """(value, the number as written, what follows it) when the cleaned `text` starts with a number, else None."""
+    m = _STATED_RE.fullmatch(_clean(text))
+    if m is None:
+        return None
+    num = m.group("num")
+    frac = re.fullmatch(r"(-?)\\frac\{(-?\d+)\}\{(\d+)\}", num)
+    try:  # a zero denominator, or more digits than int() accepts, is no number
+        value = Fraction(int(frac[2]), int(frac[3])) * (-1 if frac[1] else 1) if frac else Fraction(num)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value, num, m.group("tail")
+
+
+def stated_number(text: str) -> Fraction | None:
+    """The value an answer states: one number, optionally followed by its unit ('18 dollars', '18\\text{ cm}',
+    '25\\%'), currency and thousands separators in any usual form. None when it is not one number: empty, more
+    numbers after it ('18 or 19', '18 + 2'), or a variable or LaTeX command after it ('5x', '2\\pi')."""
+    parsed = _split_number(text)
+    if parsed is None or _NOT_UNIT_RE.search(parsed[2]):
+        return None
+    value, _, tail = parsed
+    words = re.findall(r"[^\W\d_]+", tail.lower())
+    if words and words[0] in _SCALE:  # "1.5 million" is 1500000
+        value, words = value * _SCALE[words[0]], words[1:]
+    # A lone letter right after a number reads as a variable or a multiplier (5x, 5i, 70k), not as a unit.
+    if words and (len(words[0]) < 2 or _NUMBER_WORDS.intersection(words)):
+        return None
+    return value
 
 
 def normalize_number(text: str) -> str | None:
     """Canonical form of a GSM-style number ('$1,234.50.' -> '1234.5', '#### 72' -> '72', '3/4' -> '3/4').
 
-    Commas, currency signs, a `#### ` prefix, surrounding `$...$`/spaces and a trailing period are dropped, so a
-    correct answer never fails on formatting; anything that is not then one number is None.
+    Formatting only: thousands separators (plain or LaTeX), currency signs, a `#### ` prefix, surrounding
+    `$...$`/spaces and a trailing period are dropped; anything that is not then one number (a unit too) is None.
     """
-    s = text.strip().rsplit("####", 1)[-1]
-    s = s.replace(",", "").replace("\\$", "").replace("$", "").replace("\\!", "").strip().rstrip(".").strip()
-    if not _NUMBER_RE.fullmatch(s) or re.search(r"/0+\Z", s):  # no number, or a zero denominator
+    parsed = _split_number(text.rsplit("####", 1)[-1])
+    if parsed is None or parsed[2].strip(" ."):
         return None
-    value = Fraction(s)
+    value, num, _ = parsed
     if value.denominator == 1:
         return str(value.numerator)
-    return f"{value.numerator}/{value.denominator}" if "/" in s else format(Decimal(s).normalize(), "f")
+    if "/" in num or "frac" in num:
+        return f"{value.numerator}/{value.denominator}"
+    return format(Decimal(num).normalize(), "f")
 
 
 def gsm_gold(answer_text: str) -> str:
@@ -84,28 +145,32 @@ def gsm_gold(answer_text: str) -> str:
 
 
 def final_answer(text: str) -> str:
-    """The answer a model states: the last `\\boxed{}` if any, else the text after `####`, else the whole text."""
+    """The answer a model states: the last `\\boxed{}` if any, else the rest of the line after the last `####`
+    (a continuation on later lines is not part of the answer), else the whole text."""
     boxed = extract_boxed(text)
     if boxed is not None:
         return boxed
-    return text.rsplit("####", 1)[-1] if "####" in text else text
+    return text.rsplit("####", 1)[-1].split("\n", 1)[0] if "####" in text else text
 
 
 def is_correct(pred: str, gold: str, kind: str) -> bool:
     """Whether a model's output `pred` states the reference answer `gold`.
 
-    kind 'gsm': `gold` is a GSM8K answer field or a bare number; numbers compare by exact value after normalisation.
-    kind 'math': `gold` is a MATH `answer` (LaTeX); math-verify decides (gold first), and a normalised string compare
-    catches what it cannot parse. Never raises on model output: unparseable means incorrect.
+    kind 'gsm': `gold` is a GSM8K answer field or a bare number; the answer must state one number of the same exact
+    value (`stated_number`: a unit, currency and thousands separators in any usual form may go with it).
+    kind 'math': `gold` is a MATH `answer` (LaTeX); two stated numbers of equal value pass as for 'gsm', otherwise
+    math-verify decides (gold first), and a normalised string compare catches what it cannot parse.
+    Never raises on model output: unparseable means incorrect.
     """
     if kind == "gsm":
-        want = gsm_gold(gold) if "####" in gold else normalize_number(gold)
-        got = normalize_number(final_answer(pred))
-        return want is not None and got is not None and Fraction(got) == Fraction(want)
+        want = Fraction(gsm_gold(gold)) if "####" in gold else stated_number(gold)
+        return want is not None and stated_number(final_answer(pred)) == want
     if kind == "math":
         answer = final_answer(pred)
         if _BASE_RE.findall(answer) != _BASE_RE.findall(gold):  # math-verify drops subscripts: 52_8 == 52_9
             return False
+        if (want := stated_number(gold)) is not None and stated_number(answer) == want:
+            return True  # math-verify misreads units and separators: 32\,348 dollars, 70\thinspace 000
         return _math_verify(gold, answer) or normalize_latex(answer) == normalize_latex(gold)
     raise ValueError(f"answer kind {kind!r}: expected 'gsm' or 'math'")
 

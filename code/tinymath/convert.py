@@ -92,7 +92,7 @@ def main(cfg: Config, run: Run) -> None:
     shutil.rmtree(out, ignore_errors=True)
     flat = read_safetensors(src / PARAMS_FILE)
     export_hf(flat, mcfg, out, cfg.max_shard_size)
-    copy_tokenizer(run.input("tokenizer") / "tokenizer", out)
+    copy_tokenizer(run.input("tokenizer") / "tokenizer", out, mcfg.max_seq_len)
     check_special_ids(out, mcfg.vocab_size)
     model = from_flat(mcfg.model_copy(update={"compute_dtype": cfg.parity.dtype}), flat)
     del flat  # the paper model is 4.5 GB per copy
@@ -142,11 +142,15 @@ def export_hf(flat: dict[str, np.ndarray], mcfg: ModelConfig, out: Path, max_sha
     generation_config().save_pretrained(out)
 
 
-def copy_tokenizer(src: Path, out: Path) -> None:
-    """Copy the tokenizer stage's files (tokenizer.json, tokenizer_config.json, chat_template.jinja, ...)."""
+def copy_tokenizer(src: Path, out: Path, context: int) -> None:
+    """Copy the tokenizer stage's files (tokenizer.json, tokenizer_config.json, chat_template.jinja, ...), with
+    `model_max_length` set to the model's context: the tokenizer stage does not know it, and tools read it."""
     for path in sorted(src.iterdir()):
         if path.is_file():
             shutil.copy2(path, out / path.name)
+    conf = out / "tokenizer_config.json"
+    settings = {**json.loads(conf.read_text()), "model_max_length": context}
+    conf.write_text(json.dumps(settings, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def check_special_ids(hf_dir: Path, vocab_size: int) -> None:

@@ -88,6 +88,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 
 
 
 def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    # No model exists yet, so no context limit: `convert` sets model_max_length to the model's when it exports.
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=specials.IM_END,
                                  pad_token=specials.PAD, bos_token=None, unk_token=None,
                                  model_max_length=1_000_000, clean_up_tokenization_spaces=False)

@@ -17,7 +17,8 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("text, expected", [
     ("#### 72", "72"), ("$1,234.", "1234"), ("\\$18", "18"), ("-3", "-3"), ("0.50", "0.5"), ("72.0", "72"),
-    ("3/4", "3/4"), ("6/8", "3/4"), ("0.00001", "0.00001"), (" 1,000,000 ", "1000000"), ("5 apples", None), ("", None), ("1.2.3", None), ("1/0", None), ("2/00", None)])
+    ("3/4", "3/4"), ("6/8", "3/4"), ("0.00001", "0.00001"), (" 1,000,000 ", "1000000"), ("5 apples", None),
+    ("", None), ("1.2.3", None), ("1/0", None), ("2/00", None)])
 def test_normalize_number_strips_formatting_only(text, expected):
     assert normalize_number(text) == expected
 
@@ -85,3 +86,40 @@ def test_is_correct_math_works_off_the_main_thread():
     worker.start()
     worker.join()
     assert out == [True]
+
+
+@pytest.mark.parametrize("pred", [
+    "#### 18 dollars", "\\boxed{18 \\text{ dollars}}", "\\boxed{18\\text{ dollars}}", "\\boxed{18 dollars}",
+    "\\boxed{\\text{18 dollars}}", "\\boxed{\\$18}", "\\boxed{\\text{\\$}18}", "#### $18", "$18$ dollars",
+    "\\boxed{18.00}", "\\boxed{\\frac{36}{2}}", "\\boxed{18\\%}", "#### 18%", "\\boxed{18 km/h}", "#### 18.",
+    "I first got 17, then rechecked.\n#### 18", "#### 18\n\nQuestion: Tom has 5 apples."])
+def test_is_correct_gsm_accepts_units_currency_and_forms(pred):
+    assert is_correct(pred, "Work.\n#### 18", "gsm") and is_correct(pred, "18", "gsm")
+
+
+@pytest.mark.parametrize("pred", ["\\boxed{70{,}000}", "\\boxed{70\\,000}", "\\boxed{70\\thinspace 000}",
+                                  "\\boxed{70\\thinspace000}", "\\boxed{70\u2009000}", "\\boxed{70\u202f000}",
+                                  "#### 70,000 dollars", "\\boxed{\\$70,\\!000}", "\\boxed{70 thousand}"])
+def test_is_correct_gsm_accepts_thousands_separators(pred):
+    assert is_correct(pred, "#### 70,000", "gsm")
+
+
+@pytest.mark.parametrize("pred", [
+    "\\boxed{19}", "#### 18 or 19", "\\boxed{18 + 2}", "\\boxed{18, 19}", "\\boxed{}", "#### ", "", "\\boxed{18x}",
+    "\\boxed{18 x}", "\\boxed{18\\pi}", "\\boxed{18 and a half}", "\\boxed{18 dollars and 50 cents}", "#### 1,8",
+    "I first got 18, then rechecked.\n#### 19", "\\boxed{18} and so \\boxed{19}", "\\boxed{x = 18}",
+    "\\boxed{18 \\times 2}", "\\boxed{18 dozen}", "\\boxed{18^2}", "\\boxed{" + "1" * 5000 + "}", "\\boxed{18/0}"])
+def test_is_correct_gsm_rejects_other_numbers_and_non_answers(pred):
+    assert not is_correct(pred, "#### 18", "gsm")
+
+
+def test_is_correct_gsm_value_equality():
+    assert is_correct("\\boxed{\\frac{1}{2}}", "0.5", "gsm") and is_correct("\\boxed{0.50}", "1/2", "gsm")
+    assert is_correct("\\boxed{-\\$5}", "#### -5", "gsm") and is_correct("\\boxed{\\frac{-10}{2}}", "-5", "gsm")
+    assert not is_correct("\\boxed{5}", "#### -5", "gsm") and not is_correct("\\boxed{0.51}", "0.5", "gsm")
+
+
+def test_is_correct_math_numbers_with_units_and_separators():
+    assert is_correct("\\boxed{32\\,348 \\text{ dollars}}", "\\$32,\\!348", "math")
+    assert is_correct("\\boxed{70\\thinspace 000}", "70000", "math") and is_correct("\\boxed{90}", "90^\\circ", "math")
+    assert not is_correct("\\boxed{5x}", "5", "math") and not is_correct("\\boxed{5i}", "5", "math")

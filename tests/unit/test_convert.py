@@ -187,6 +187,16 @@ def test_convert_stage_writes_release_and_manifest(tmp_path, tiny_tokenizer):
     names = {p.name for p in (out / "hf").iterdir()}
     assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
             "chat_template.jinja"} <= names
+    assert AutoTokenizer.from_pretrained(out / "hf").model_max_length == SMALL.max_seq_len
+
+
+def test_convert_tokenizer_max_length_is_model_context(tmp_path, tiny_tokenizer):
+    tiny_tokenizer.save_pretrained(tmp_path / "tok")
+    (tmp_path / "hf").mkdir()
+    convert.copy_tokenizer(tmp_path / "tok", tmp_path / "hf", 4096)  # the paper model's context
+    tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tok.model_max_length == 4096 and tok.eos_token_id == specials.IM_END_ID
+    assert tok.chat_template == tiny_tokenizer.chat_template
 
 
 def test_convert_stage_parity_failure_leaves_no_manifest(tmp_path, tiny_tokenizer, monkeypatch):

@@ -407,4 +407,5 @@ def test_model_card_from_results_has_hub_metadata_and_model_index():
     assert len(card.data.eval_results) == len(res["eval_base"]["data"]["tasks"])
     plain = ModelCard(str(from_results({k: v for k, v in res.items() if k != "eval_base"}, CardConfig(), "smoke")))
     assert plain.data.eval_results is None and "not evaluated" in plain.text
+    assert "last `\\boxed{}`" in plain.text and "is_correct" in plain.text  # the answer rule, braces formatted
     assert from_results({k: v for k, v in res.items() if k != "parity"}, CardConfig(), "smoke") is None
