@@ -409,3 +409,26 @@ def test_model_card_from_results_has_hub_metadata_and_model_index():
     assert plain.data.eval_results is None and "not evaluated" in plain.text
     assert "last `\\boxed{}`" in plain.text and "is_correct" in plain.text  # the answer rule, braces formatted
     assert from_results({k: v for k, v in res.items() if k != "parity"}, CardConfig(), "smoke") is None
+
+
+def test_paired_results_compare_stages_on_the_same_problems():
+    from tinymath.report.paired import Comparison, PairedConfig, paired_results
+
+    def doc(model: str, tasks: dict[str, str]) -> dict:
+        entries = {t: {"n": len(v), "value": v.count("1") / len(v), "ci95": [0, 1], "correct": v}
+                   for t, v in tasks.items()}
+        return {"kind": "eval", "data": {"model": model, "tasks": entries}}
+
+    base = "1" * 2 + "0" * 98
+    sft = "1" * 30 + "0" * 70
+    grpo = "1" * 38 + "0" * 62
+    res = {"eval_base": doc("base", {"few/flex": base}), "eval_sft": doc("sft", {"chat/acc": sft, "x/acc": sft}),
+           "eval_grpo": doc("grpo", {"chat/acc": grpo})}
+    cfg = PairedConfig(comparisons=[Comparison(before="base", after="sft", tasks={"few/flex": "chat/acc"}),
+                                    Comparison(before="sft", after="grpo"), Comparison(before="sft", after="dpo")])
+    rows = paired_results(res, cfg, "cpu")["data"]["comparisons"]
+    assert [(r["before"], r["after"], r["before_task"], r["after_task"]) for r in rows] == [
+        ("base", "sft", "few/flex", "chat/acc"), ("sft", "grpo", "chat/acc", "chat/acc")]  # no dpo results: skipped
+    assert rows[0]["difference"] == pytest.approx(0.28) and (rows[0]["only_a"], rows[0]["only_b"]) == (0, 28)
+    assert rows[1]["mcnemar_p"] == pytest.approx(2 * 0.5 ** 8) and rows[1]["ci95"][0] > 0
+    assert paired_results({}, cfg, "cpu") is None

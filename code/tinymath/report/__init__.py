@@ -20,6 +20,7 @@ from tinymath.config import Section, config_files
 from tinymath.errors import UserError
 from tinymath.report import results as results_io
 from tinymath.report.card import CardConfig
+from tinymath.report.paired import PairedConfig, paired_results
 
 Stage = Literal["prepare", "pretrain", "convert", "sft", "grpo", "eval"]
 
@@ -40,6 +41,7 @@ class Config(Section):
     dry_run: str | None = None  # pretrain config whose dry run (params, FLOPs, memory) enters the results
     tolerances: Tolerances
     card: CardConfig = CardConfig()
+    paired: PairedConfig = PairedConfig()  # stage-to-stage differences on the same problems
 
 
 def needs(cfg: Config) -> list[str]:
@@ -60,6 +62,8 @@ def main(cfg: Config, run: runner.Run) -> None:
     from tinymath.report import card as model_card, collect, figures, results
 
     collect.collect(run, list(cfg.stages), cfg.curve_points, cfg.dry_run)
+    if (doc := paired_results(results.load_dir(run.dir / "results"), cfg.paired, run.profile)) is not None:
+        results.write(run.dir / "results", doc)
     figures.render_all(run.dir / "results", run.dir / "figures")
     card = model_card.from_results(results.load_dir(run.dir / "results"), cfg.card, run.profile)
     if card is not None:

@@ -43,6 +43,20 @@ def training_lines(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def paired_table(res: dict[str, Any]) -> list[str]:
+    """Stage-to-stage differences in points with their paired 95% interval and McNemar's exact p."""
+    if "paired" not in res:
+        return []
+    lines = ["Stage-to-stage differences on the same problems (points, paired bootstrap 95% interval, McNemar p):",
+             "", "| comparison | task | difference | p |", "|---|---|---|---|"]
+    for c in res["paired"]["data"]["comparisons"]:
+        lo, hi = c["ci95"]
+        task = c["after_task"] if c["before_task"] == c["after_task"] else f"{c['before_task']} -> {c['after_task']}"
+        lines.append(f"| {c['before']} -> {c['after']} | `{task}` | {100 * c['difference']:+.1f} "
+                     f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {c['mcnemar_p']:.2g} |")
+    return [*lines, ""]
+
+
 def figure_links(res: dict[str, Any], where: str) -> list[str]:
     """PNG links of the figures these results can draw (the README sits beside figures/)."""
     return [f"![{name}](figures/{name}.png)" for name in figures.FIGURES
@@ -57,7 +71,7 @@ def render(results_dir: Path) -> str:
     if not res:
         return f"No results in `{where}` yet: run `bash reproduce.sh {results_dir.name}`.\n"
     parts = [f"Reproduced results (`{where}`, accuracy % with 95% intervals):", "", *eval_table(res), "",
-             *training_lines(res), "", *figure_links(res, where)]
+             *paired_table(res), *training_lines(res), "", *figure_links(res, where)]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -32,6 +32,7 @@ DATA_KEYS = {
     "parity": (),
     "reported": ("models", "benchmarks"),
     "variance": ("seeds", "start", "metrics"),
+    "paired": ("bootstrap", "comparisons"),
 }
 REPRODUCED_PROVENANCE = ("git", "versions", "host", "config_sha256", "manifests", "command")
 REPORTED_PROVENANCE = ("source", "url")
