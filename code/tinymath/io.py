@@ -172,8 +172,29 @@ class EvalGrid:
     def n(self, task: str, subset: str | None = None) -> int | None:
         return next((e["n"] for m in self.models if (e := self.entry(m, task, subset))), None)
 
+    def label(self, task: str) -> str:
+        return task_label(task, next((e for m in self.models if (e := self.entry(m, task))), None))
+
     def skipped(self) -> dict[str, str]:
         return {t: r for m in self.models for t, r in self.evals[m].get("skipped", {}).items()}
+
+
+# Display names of the eval tasks and metrics, for every table a reader sees (README, paper, model card).
+DATASET_NAMES = {"gsm8k": "GSM8K", "math500": "MATH-500", "synth_gsm": "Synthetic GSM", "synth_math": "Synthetic MATH",
+                 "arc_easy": "ARC-Easy", "arc_challenge": "ARC-Challenge", "hellaswag": "HellaSwag", "mmlu": "MMLU"}
+METRIC_NAMES = {"strict-match": "strict", "flexible-extract": "flexible", "exact_match": "exact match",
+                "math_verify": "math-verify", "acc": "accuracy", "acc_norm": "normalised accuracy", "accuracy": None}
+
+
+def task_label(key: str, entry: dict[str, Any] | None = None) -> str:
+    """`paper_gsm8k/flexible-extract` -> `GSM8K (8-shot, flexible)`; `chat_synth_gsm/accuracy` -> `Synthetic GSM
+    (0-shot chat)`; the shot count comes from the entry's settings when given."""
+    name, _, metric = key.partition("/")
+    suite, _, task = name.partition("_")
+    shots = (entry or {}).get("settings", {}).get("num_fewshot")
+    setting = "0-shot chat" if suite == "chat" else (f"{shots}-shot" if shots is not None else suite)
+    detail = METRIC_NAMES.get(metric, metric)
+    return f"{DATASET_NAMES.get(task, task)} ({setting}{f', {detail}' if detail else ''})"
 
 
 def eval_grid(results: dict[str, dict[str, Any]]) -> EvalGrid:

@@ -374,7 +374,7 @@ def test_report_readme_update_replaces_only_the_block(report_dir, tmp_path):
     assert readme.update(path, report_dir / "results")
     text = path.read_text()
     assert text.startswith("# Title\n") and text.endswith(f"{readme.END}\n\nrest\n") and "old" not in text
-    assert f"| `{GSM}` | 5.0 [2.0, 8.0] | 30.0 [23.6, 36.4] | 38.0 [31.3, 44.7] |" in text
+    assert "| Synthetic GSM (0-shot chat) | 5.0 [2.0, 8.0] | 30.0 [23.6, 36.4] | 38.0 [31.3, 44.7] |" in text
     assert "![pretrain_loss](figures/pretrain_loss.png)" in text
     assert not readme.update(path, report_dir / "results")
 

@@ -92,10 +92,10 @@ def eval_results(evals: dict[str, Any]) -> list[EvalResult]:
 
 def eval_table(evals: dict[str, Any]) -> str:
     grid = eval_grid({"eval_base": {"kind": "eval", "data": evals}})
-    rows = [f"| {task} | {e['metric']} | {e['n']} | {e['value']:.4g} | {e['ci95'][0]:.4g} - {e['ci95'][1]:.4g} |"
+    rows = [f"| {grid.label(task)} | {e['n']} | {e['value']:.4g} | {e['ci95'][0]:.4g} - {e['ci95'][1]:.4g} |"
             for task in grid.tasks() if (e := grid.entry("base", task))]
     return "\n".join(["Base model, lm-evaluation-harness (from `eval_base.json`):", "",
-                      "| task | metric | n | value | 95% CI |", "|---|---|---|---|---|", *rows])
+                      "| task | n | value | 95% CI |", "|---|---|---|---|", *rows])
 
 
 def model_card(mcfg: ModelConfig, parity: dict[str, Any], card: CardConfig, profile: str,

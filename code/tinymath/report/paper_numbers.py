@@ -262,7 +262,7 @@ def eval_table(res: dict[str, Any]) -> str:
         return r"\emph{No evaluation results.}" + "\n"
     rows = []
     for task in grid.tasks():
-        rows.append([f"\\texttt{{{tex_escape(task)}}}", fmt(grid.n(task))] + eval_cells(grid, task))
+        rows.append([tex_escape(grid.label(task)), fmt(grid.n(task))] + eval_cells(grid, task))
         rows += [[f"\\quad {tex_escape(sub)}", fmt(grid.n(task, sub))] + eval_cells(grid, task, sub)
                  for sub in grid.subsets(task)]
     return table("ll" + "c" * len(grid.models), ["task", "$n$"] + [MODEL_NAMES.get(m, m) for m in grid.models],

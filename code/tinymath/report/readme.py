@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymath.errors import UserError
-from tinymath.io import eval_grid, pct_ci
+from tinymath.io import eval_grid, pct_ci, task_label
 from tinymath.report import figures, results
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -21,7 +21,7 @@ def eval_table(res: dict[str, Any]) -> list[str]:
     if not grid.models:
         return ["No evaluation results yet."]
     lines = ["| task | " + " | ".join(grid.models) + " |", "|---|" + "---|" * len(grid.models)]
-    lines += [f"| `{task}` | " + " | ".join(pct_ci(grid.entry(m, task)) for m in grid.models) + " |"
+    lines += [f"| {grid.label(task)} | " + " | ".join(pct_ci(grid.entry(m, task)) for m in grid.models) + " |"
               for task in grid.tasks()]
     notes = [f"- not evaluated: `{t}` ({r})" for t, r in sorted(grid.skipped().items())]
     return [*lines, "", *notes] if notes else lines
@@ -51,8 +51,9 @@ def paired_table(res: dict[str, Any]) -> list[str]:
              "", "| comparison | task | difference | p |", "|---|---|---|---|"]
     for c in res["paired"]["data"]["comparisons"]:
         lo, hi = c["ci95"]
-        task = c["after_task"] if c["before_task"] == c["after_task"] else f"{c['before_task']} -> {c['after_task']}"
-        lines.append(f"| {c['before']} -> {c['after']} | `{task}` | {100 * c['difference']:+.1f} "
+        task = task_label(c["after_task"]) if c["before_task"] == c["after_task"] else \
+            f"{task_label(c['before_task'])} -> {task_label(c['after_task'])}"
+        lines.append(f"| {c['before']} -> {c['after']} | {task} | {100 * c['difference']:+.1f} "
                      f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {c['mcnemar_p']:.2g} |")
     return [*lines, ""]
 
