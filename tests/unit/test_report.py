@@ -88,11 +88,15 @@ def build_runs(runs: Path, profile: str = "cpu", steps: int = 400) -> Path:
     write_jsonl(root / "sft" / "metrics.jsonl",
                 [{"step": s, "epoch": s / 30, "loss": 2.0 / (1 + s / 20), "lr": 2e-5, "grad_norm": 1.0,
                   "tokens_per_s": 900.0} for s in range(1, 61)])
+    write_jsonl(root / "sft" / "dev_curve.jsonl", [{"step": s, "wall_s": 6.0 * s, "accuracy": s / 200, "n": 100}
+                                                   for s in (10, 20, 30, 40, 50, 60)])
     finish(root / "sft", "sft", {"epochs": 2})
     write_jsonl(root / "grpo" / "metrics.jsonl",
                 [{"step": s, "loss": 0.0, "lr": 1e-6, "grad_norm": 0.5, "reward_mean": 0.2 + s / 100,
                   "reward_std": 0.3, "rewards": {"correctness": 0.1 + s / 100, "format": 0.8}, "kl": 0.01 * s,
                   "completion_length": 120.0, "frac_zero_std": 0.2} for s in range(1, 31)])
+    write_jsonl(root / "grpo" / "dev_curve.jsonl", [{"step": s, "wall_s": 9.0 * s, "accuracy": 0.3 + s / 300,
+                                                     "n": 100} for s in (5, 10, 15, 20, 25, 30)])
     finish(root / "grpo", "grpo", {"steps": 30})
     (root / "eval").mkdir(parents=True, exist_ok=True)
     for model, acc in MODELS.items():
@@ -215,10 +219,10 @@ def test_report_figures_skip_missing_results_with_reason(report_dir, tmp_path):
     res.mkdir()
     shutil.copy(report_dir / "results" / "sft.json", res)
     written, skipped = figures.render_all(res, tmp_path / "figs")
-    assert [p.name for p in written] == ["sft_loss.pdf", "sft_loss.png"]
+    assert [p.name for p in written] == ["sft_loss.pdf", "sft_loss.png", "learning_curves.pdf", "learning_curves.png"]
     assert skipped["grpo_rewards"] == f"not drawn: grpo.json absent from {res}"
     assert skipped["accuracy_by_stage"] == f"not drawn: eval_*.json absent from {res}"
-    assert set(skipped) == set(figures.FIGURES) - {"sft_loss"}
+    assert set(skipped) == set(figures.FIGURES) - {"sft_loss", "learning_curves"}
 
 
 def verdict_lines(capsys) -> list[str]:

@@ -212,6 +212,8 @@ def test_sft_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert set(rows[0]) == {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s"}
+    curve = [json.loads(line) for line in (out / "dev_curve.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in curve] == [2, 4] and all(r["n"] == 4 and 0 <= r["accuracy"] <= 1 for r in curve)
     held_out = json.loads((out / "validation.json").read_text())
     assert held_out["step"] == 4 and held_out["val_loss"] > 0
     assert json.loads((out / "trainer_args.json").read_text())["max_steps"] == 4
@@ -238,3 +240,11 @@ def test_sft_stage_resumes_from_last_checkpoint(tmp_path, tiny_tokenizer, monkey
     assert "resuming from" in caplog.text and (out / "model" / "model.safetensors").is_file()
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4]  # the resumed run repeats no step in metrics.jsonl
+
+
+def test_dev_curve_points_spread_over_training_and_end_at_the_last_step():
+    from tinymath.posttrain.dev_curve import checkpoints
+
+    assert checkpoints(2400, 6) == [400, 800, 1200, 1600, 2000, 2400]
+    assert checkpoints(4, 6) == [1, 2, 3, 4]  # fewer steps than points: every step once
+    assert checkpoints(100, 3) == [33, 67, 100]

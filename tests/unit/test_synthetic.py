@@ -350,3 +350,21 @@ def test_every_corpus_generator_avoids_real_13grams(shared_data):
             except ArithmeticError:  # an explanation whose numbers state a held-out fact is redrawn in use
                 continue
             assert not _ngrams(text) & real, text
+
+
+def test_dev_subset_shares_no_problem_with_training_text_or_the_test_split(smoke_run):
+    """The learning curves' dev problems (the head of gsm/validation.jsonl) never appear in any training text:
+    not as a GSM/MATH training question, not in the pretraining corpus, not in the test split."""
+    from tinymath.posttrain.dev_curve import DevConfig
+
+    dev_cfg = DevConfig()
+    dev = [json.loads(line)["question"] for line in (smoke_run / dev_cfg.path).read_text().splitlines()]
+    dev = dev[:dev_cfg.rows]
+    assert dev
+
+    def texts(rel: str, field: str) -> set[str]:
+        return {json.loads(line)[field] for line in (smoke_run / rel).read_text().splitlines()}
+
+    assert not set(dev) & (texts("gsm/train.jsonl", "question") | texts("gsm/test.jsonl", "question"))
+    corpus = (smoke_run / "corpus" / "documents.jsonl").read_text()
+    assert not [q for q in dev if json.dumps(q)[1:-1] in corpus]

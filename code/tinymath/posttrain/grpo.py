@@ -33,6 +33,7 @@ from tinymath.posttrain.common import (
     resume_point,
     trl_args,
 )
+from tinymath.posttrain.dev_curve import DevConfig, DevCurve
 from tinymath.runner import Run
 
 METRIC_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm", "reward": "reward_mean",
@@ -49,6 +50,7 @@ class Config(Section):
     requires: Requirements = Requirements()
     prompts: Source  # GSM8K train (gsm8k format) or a MATH-format set
     rewards: list[str] = Field(min_length=1)  # names from tinymath.posttrain.rewards.REWARDS, in reward_weights order
+    dev: DevConfig | None = None  # learning curve: greedy accuracy on a dev subset during training
     trainer: dict[str, Any]  # trl.GRPOConfig keyword arguments
 
     @field_validator("prompts")
@@ -73,7 +75,7 @@ class Config(Section):
 
 
 def needs(cfg: Config) -> list[str]:
-    return ["sft", *needs_synth(cfg.prompts)]
+    return ["sft", *(needs_synth(cfg.prompts) or (["synth"] if cfg.dev else []))]
 
 
 def prompt_dataset(cfg: Config, run: Run) -> Dataset:
@@ -100,7 +102,8 @@ def main(cfg: Config, run: Run) -> None:
     args = trl_args(GRPOConfig, cfg, out, run)
     metrics = MetricsWriter(run.dir / "metrics.jsonl", METRIC_KEYS, extra=reward_means)
     reward_funcs = [rewards.with_special_tokens(rewards.REWARDS[r], tok) for r in cfg.rewards]
+    callbacks = [metrics] + ([DevCurve(cfg.dev, run.input("synth"), tok, run.dir)] if cfg.dev else [])
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args,
-                          train_dataset=data, processing_class=tok, callbacks=[metrics])
+                          train_dataset=data, processing_class=tok, callbacks=callbacks)
     logger.info("grpo: %d prompts, rewards %s%s", len(data), cfg.rewards, f", resuming from {last}" if last else "")
     fit(trainer, tok, run, metrics, last)

@@ -33,6 +33,7 @@ from tinymath.posttrain.common import (
     resume_point,
     trl_args,
 )
+from tinymath.posttrain.dev_curve import DevConfig, DevCurve
 from tinymath.runner import Run
 
 METRIC_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm", "epoch": "epoch"}
@@ -44,6 +45,7 @@ class Config(Section):
     sources: dict[str, Source] = Field(min_length=1)
     # held-out conversations whose loss is measured once training ends (a verdict metric no single batch decides)
     validation: Source | None = None
+    dev: DevConfig | None = None  # learning curve: greedy accuracy on a dev subset during training
     trainer: dict[str, Any]  # trl.SFTConfig keyword arguments
 
     @field_validator("trainer")
@@ -53,7 +55,8 @@ class Config(Section):
 
 
 def needs(cfg: Config) -> list[str]:
-    return ["convert", *needs_synth(*cfg.sources.values(), *filter(None, [cfg.validation]))]
+    synth = needs_synth(*cfg.sources.values(), *filter(None, [cfg.validation])) or (["synth"] if cfg.dev else [])
+    return ["convert", *synth]
 
 
 def conversations(sources: dict[str, Source], run: Run) -> list[list[dict[str, str]]]:
@@ -99,7 +102,8 @@ def main(cfg: Config, run: Run) -> None:
     last = resume_point(out, config_digest(cfg))
     args = trl_args(SFTConfig, cfg, out, run, assistant_only_loss=True)
     metrics = MetricsWriter(run.dir / "metrics.jsonl", METRIC_KEYS, rate=True)
+    callbacks = [metrics] + ([DevCurve(cfg.dev, run.input("synth"), tok, run.dir)] if cfg.dev else [])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, eval_dataset=held_out, processing_class=tok,
-                         callbacks=[metrics])
+                         callbacks=callbacks)
     logger.info("sft: %d conversations%s", len(data), f", resuming from {last}" if last else "")
     fit(trainer, tok, run, metrics, last)

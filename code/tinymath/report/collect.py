@@ -73,6 +73,12 @@ def provenance(run: runner.Run, stage: str) -> dict[str, Any]:
     }
 
 
+def dev_curve(stage_dir: Path) -> list[dict[str, Any]]:
+    """The stage's dev-subset learning curve (`dev_curve.jsonl`), empty when it measured none."""
+    path = stage_dir / "dev_curve.jsonl"
+    return read_jsonl(path, ("step", "wall_s", "accuracy", "n")) if path.is_file() else []
+
+
 def collect_data(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
     path = run.input("prepare") / "stats.json"
     if not path.is_file():
@@ -125,7 +131,7 @@ def collect_sft(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
         "tokens_per_s_median": median(column(train, "tokens_per_s")),
     }
     data = {"train": keep(subsample(train, max_points), METRIC_KEYS["sft"]),
-            "validation": val, "summary": summary}
+            "validation": val, "dev_curve": dev_curve(run.input("sft")), "summary": summary}
     return [results.envelope("sft_curve", "sft", run.profile, provenance(run, "sft"), data)]
 
 
@@ -141,7 +147,8 @@ def collect_grpo(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
         "kl_final": tail_mean(column(train, "kl")),
         "completion_length_final": tail_mean(column(train, "completion_length")),
     }
-    data = {"train": keep(subsample(train, max_points), METRIC_KEYS["grpo"]), "summary": summary}
+    data = {"train": keep(subsample(train, max_points), METRIC_KEYS["grpo"]), "dev_curve": dev_curve(run.input("grpo")),
+            "summary": summary}
     return [results.envelope("grpo_curve", "grpo", run.profile, provenance(run, "grpo"), data)]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("agg")  # no display, same rendering everywhere
 import matplotlib.pyplot as plt  # noqa: E402
@@ -132,6 +133,22 @@ def grpo_rewards(res: Results) -> Figure:
     return fig
 
 
+def learning_curves(res: Results) -> Figure:
+    """Greedy dev-subset accuracy during SFT and GRPO, against the stage's step and its wall time."""
+    stages = [s for s in ("sft", "grpo") if s in res and data(res, s).get("dev_curve")]
+    fig, axes = plt.subplots(1, len(stages), figsize=WIDE if len(stages) > 1 else (3.4, 2.6), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
+        curve = data(res, stage)["dev_curve"]
+        steps, wall = [r["step"] for r in curve], [r["wall_s"] / 60 for r in curve]
+        ax.plot(steps, [100 * r["accuracy"] for r in curve], marker="o", ms=3, color=MODEL_COLOURS[stage])
+        ax.set(xlabel="step", ylabel=f"dev accuracy (%, n={curve[0]['n']})", title=f"{stage.upper()} learning curve")
+        top = ax.secondary_xaxis("top", functions=(lambda x, s=steps, w=wall: np.interp(x, s, w),
+                                                   lambda x, s=steps, w=wall: np.interp(x, w, s)))
+        top.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+        top.set_xlabel("wall time (min)")
+    return fig
+
+
 def _bars(ax: Any, groups: list[str], series: dict[str, dict[str, dict[str, Any]]]) -> None:
     """Grouped bars of accuracy with asymmetric 95% interval error bars; series[model][group] = {value, ci95}."""
     width = 0.8 / max(1, len(series))
@@ -238,6 +255,7 @@ FIGURES: dict[str, tuple[Callable[[Results], Figure], tuple[str, ...]]] = {
     "pretrain_throughput": (pretrain_throughput, ("pretrain",)),
     "sft_loss": (sft_loss, ("sft",)),
     "grpo_rewards": (grpo_rewards, ("grpo",)),
+    "learning_curves": (learning_curves, ("sft",)),
     "accuracy_by_stage": (accuracy_by_stage, ("eval_*",)),
     "accuracy_by_subset": (accuracy_by_subset, ("eval_*",)),
     "data_mix": (data_mix, ("data",)),
@@ -251,6 +269,8 @@ def skip_reason(name: str, res: Results, where: str) -> str | None:
     missing = [n for n in needs if not fnmatch.filter(list(res), n)]
     if missing:
         return f"not drawn: {', '.join(m + '.json' for m in missing)} absent from {where}"
+    if name == "learning_curves" and not any(data(res, s).get("dev_curve") for s in ("sft", "grpo") if s in res):
+        return f"not drawn: no dev-subset learning curve in {where}"
     if name == "accuracy_by_subset" and not any(t.get("subsets") for d in evals(res) for t in d["tasks"].values()):
         return f"not drawn: no evaluation task in {where} reports subsets"
     return None
