@@ -141,7 +141,7 @@ def test_process_results_score_a_correct_chat_answer():
 
 def test_task_yaml_overrides_only_data_stops_and_length(tmp_path):
     data = {"test": "/d/test.jsonl", "train": "/d/train.jsonl"}
-    item = Planned("paper", "gsm8k", "paper_gsm8k", "paper_gsm8k", 8, False, data, None)
+    item = Planned("paper", "gsm8k", "paper_gsm8k", "paper_gsm8k", 8, False, data, None, None)
     doc = yaml.safe_load(task_yaml(item, 64))
     assert doc["include"].endswith("lm_eval/tasks/gsm8k/gsm8k.yaml")
     assert set(doc) == {"include", "task", "tag", "dataset_path", "dataset_name", "dataset_kwargs", "training_split",

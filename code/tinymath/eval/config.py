@@ -7,7 +7,7 @@ is prompted (few-shot text vs. chat template).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -22,6 +22,8 @@ class TaskSettings(Section):
     """One task of a suite."""
 
     num_fewshot: int = Field(0, ge=0)  # in-context examples (the paper: gsm8k 8, math500 4, arc_challenge 25, ...)
+    # the first `limit` problems of this task ("all": every one); null: the config's `limit`
+    limit: Annotated[int, Field(ge=1)] | Literal["all"] | None = None
     data_files: dict[str, str] | None = None  # split -> local JSONL copy of a hub task (project-relative or absolute)
 
 

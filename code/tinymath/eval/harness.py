@@ -51,7 +51,7 @@ def chat_template_sha256(lm: Any) -> str | None:
 def run_task(lm: Any, item: Planned, cfg: Any, manager: TaskManager) -> dict[str, Any]:
     """lm-eval's full result for one task, with every sample logged; greedy and seeded."""
     return simple_evaluate(
-        model=lm, tasks=[item.harness_name], num_fewshot=item.num_fewshot, limit=cfg.limit, task_manager=manager,
+        model=lm, tasks=[item.harness_name], num_fewshot=item.num_fewshot, limit=item.limit, task_manager=manager,
         log_samples=True, apply_chat_template=item.chat, fewshot_as_multiturn=item.chat,
         system_instruction=SYSTEM_PROMPT if item.chat else None, bootstrap_iters=0, random_seed=cfg.seed,
         numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)

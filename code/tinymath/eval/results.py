@@ -106,7 +106,7 @@ def harness_settings(result: dict[str, Any], item: Planned, cfg: Any, template_s
     task_cfg = result["configs"][leaf]
     return {
         "lm_eval_version": result["lm_eval_version"], "harness_task": item.harness_name, "suite": item.suite,
-        "num_fewshot": result["n-shot"][leaf], "limit": cfg.limit,
+        "num_fewshot": result["n-shot"][leaf], "limit": item.limit,
         "n_available": sum(result["n-samples"][t]["original"] for t in leaf_tasks(result, item.harness_name)),
         "data": data_record(item.data, run_root),
         "filters": task_cfg.get("filter_list"), "metrics": task_cfg.get("metric_list"),

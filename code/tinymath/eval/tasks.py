@@ -69,6 +69,7 @@ class Planned:
     chat: bool
     data: dict[str, str]  # split -> local file (absolute), or {"hub": dataset} when read from the hub
     meta: Path | None  # per-problem sidecar (synth tasks)
+    limit: int | None  # the first problems evaluated; None: every one
 
 
 def lm_eval_tasks_dir() -> Path:
@@ -157,8 +158,9 @@ def plan(cfg: Any, synth_dir: Path, hub: bool) -> tuple[list[Planned], dict[str,
                 skipped[name] = {"suite": suite_name, "reason": data}
                 continue
             meta = synth_dir / TASKS[task].meta if TASKS[task].meta else None
+            limit = None if settings.limit == "all" else (settings.limit or cfg.limit)
             planned.append(Planned(suite_name, task, name, TASKS[task].hub_name or name, settings.num_fewshot,
-                                   suite.chat, data, meta if meta and meta.is_file() else None))
+                                   suite.chat, data, meta if meta and meta.is_file() else None, limit))
     return planned, skipped
 
 
