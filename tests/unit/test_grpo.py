@@ -105,3 +105,15 @@ def test_rewards_score_the_reasoning_delimiters_trl_strips(tiny_tokenizer):
     assert scored.__name__ == "strict_format"
     correct = rewards.with_special_tokens(rewards.correctness, tiny_tokenizer)
     assert correct(as_trl, completion_ids=[ids], answer=["4"], kind=["gsm"]) == [1.0]
+
+
+def test_groups_with_constant_correctness_have_zero_advantage(tmp_path, tiny_tokenizer):
+    """An untrained model answers every prompt wrong: each group's correctness is constant, so every advantage is
+    zero and, with the cpu profile's loss settings and no KL term, the policy gets no gradient at all."""
+    make_upstream(tmp_path / "smoke", tiny_tokenizer, model_stage="sft", model_dir="model")
+    out = runner.run_stage("grpo", runner.config_path("grpo", "smoke"), runs=tmp_path,
+                           overrides=["rewards=[correctness]", "trainer.reward_weights=[1.0]", "trainer.beta=0.0",
+                                      "trainer.max_completion_length=8", "dev=null"])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(r["frac_zero_std"] == 1.0 and r["reward_mean"] == 0.0 for r in rows)
+    assert all(r["loss"] == 0.0 and r["grad_norm"] == 0.0 for r in rows)
