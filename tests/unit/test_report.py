@@ -157,7 +157,8 @@ def test_report_configs_load():
 def test_report_collect_writes_valid_results(report_dir):
     res = results.load_dir(report_dir / "results")
     assert set(res) == {"data", "pretrain", "parity", "sft", "grpo", "eval_base", "eval_sft", "eval_grpo", "configs",
-                        "dry_run"}
+                        "timings", "dry_run"}
+    assert res["timings"]["data"] == {"stages": {s: 12.5 for s in STAGES}, "total_s": 12.5 * len(STAGES)}
     prov = res["eval_sft"]["provenance"]
     assert prov["command"] == "tinymath eval --profile cpu"
     assert prov["manifests"]["eval"]["path"] == "cpu/eval/manifest.json"

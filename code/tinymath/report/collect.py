@@ -198,8 +198,22 @@ def collect_dry_run(config: str, profile: str) -> dict[str, Any]:
     return results.envelope("dry_run", "dry_run", profile, prov, data)
 
 
-COLLECTORS = {"prepare": collect_data, "pretrain": collect_pretrain, "convert": collect_convert, "sft": collect_sft,
-              "grpo": collect_grpo,
+def collect_nothing(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
+    """Stages whose outputs feed no results file of their own (their wall time enters `timings`)."""
+    return []
+
+
+def collect_timings(run: runner.Run, stages: list[str]) -> dict[str, Any]:
+    """Wall time of every collected stage, from its manifest, and their sum: what one run of the profile took."""
+    seconds = {s: manifest.read_manifest(run.input(s))["wall_time_s"] for s in stages}
+    prov = {**manifest.provenance(paths.REPO), "config_sha256": None, "manifests": {},
+            "command": f"tinymath run --profile {run.profile}"}
+    data = {"stages": seconds, "total_s": round(sum(seconds.values()), 1)}
+    return results.envelope("timings", "timings", run.profile, prov, data)
+
+
+COLLECTORS = {"synth": collect_nothing, "tokenizer": collect_nothing, "prepare": collect_data,
+              "pretrain": collect_pretrain, "convert": collect_convert, "sft": collect_sft, "grpo": collect_grpo,
               "eval": collect_eval}
 
 
@@ -211,6 +225,7 @@ def collect(run: runner.Run, stages: list[str], max_points: int, dry_run: str | 
         stale.unlink()
     docs = [doc for stage in stages for doc in COLLECTORS[stage](run, max_points)]
     docs.append(collect_configs(run, stages))
+    docs.append(collect_timings(run, stages))
     if dry_run is not None:
         docs.append(collect_dry_run(dry_run, run.profile))
     written = [results.write(out, doc) for doc in docs]

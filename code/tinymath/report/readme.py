@@ -40,6 +40,12 @@ def training_lines(res: dict[str, Any]) -> list[str]:
     if "grpo" in res:
         s = res["grpo"]["data"]["summary"]
         lines.append(f"- GRPO: {s['steps']} steps, mean reward {s['reward_first']:.3f} -> {s['reward_final']:.3f}")
+    if "timings" in res:
+        t = res["timings"]["data"]
+        host = res["timings"]["provenance"].get("host", {})
+        stages = ", ".join(f"{s} {v / 60:.1f}" for s, v in t["stages"].items())
+        lines.append(f"- wall time: {t['total_s'] / 60:.1f} minutes on {host.get('cpu', 'an unknown host')} "
+                     f"({host.get('cores', '?')} cores): {stages}")
     return lines
 
 

@@ -33,6 +33,7 @@ DATA_KEYS = {
     "reported": ("models", "benchmarks"),
     "variance": ("seeds", "start", "metrics"),
     "paired": ("bootstrap", "comparisons"),
+    "timings": ("stages", "total_s"),
 }
 REPRODUCED_PROVENANCE = ("git", "versions", "host", "config_sha256", "manifests", "command")
 REPORTED_PROVENANCE = ("source", "url")
