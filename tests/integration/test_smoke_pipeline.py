@@ -108,7 +108,7 @@ def test_smoke_rerun_from_scratch_is_bit_identical(audited_run, tmp_path):
     result = tinymath("compare", str(again / "smoke" / "report" / "results"),
                       str(runs / "smoke" / "report" / "results"), "--out", str(verdict), runs=again)
     assert result.returncode == 0, result.stdout[-4000:]
-    counts = json.loads(verdict.read_text())["counts"]
+    counts = json.loads(verdict.read_text())["data"]["counts"]
     assert counts["within measured variance"] == 0 and counts["outside"] == 0 and counts["identical"] > 100
 
 

@@ -237,7 +237,7 @@ def test_report_compare_identical_results_are_bit_identical(report_dir, tmp_path
     n, m = out[-2].split()[1].split("/")
     assert n == m and int(m) > 40 and out[-2].endswith(f"({m} bit-identical)")
     assert any("tokens_per_s_median" in line and "not checked" in line for line in out)
-    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    verdict = json.loads((tmp_path / "verdict.json").read_text())["data"]
     assert verdict["counts"]["outside"] == 0 and verdict["counts"]["identical"] == int(m)
 
 

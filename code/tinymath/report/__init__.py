@@ -110,7 +110,7 @@ def publish(report_dir: Path, dest: Path, allow_dirty: bool = False) -> None:
         check_clean(docs)
     dest.mkdir(parents=True, exist_ok=True)
     for stale in dest.glob("*.json"):
-        if stale.name != "variance.json":
+        if stale.name != "variance.json":  # the seed spread of the profile: measured separately, kept
             stale.unlink()
     for path in sorted((report_dir / "results").glob("*.json")):
         shutil.copy2(path, dest / path.name)

@@ -24,10 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tinymath import runner, stats
+from tinymath import manifest, paths, runner, stats
 from tinymath.config import describe_error, load_config
 from tinymath.errors import UserError
-from tinymath.manifest import write_json_atomic
 from tinymath.report import results
 
 SIGMAS = 3.0  # a continuous metric is within measured variance when |fresh - committed| <= 3 sigma
@@ -230,7 +229,7 @@ def load_variance(committed: Path) -> dict[str, float]:
 
 
 def load_side(path: Path) -> dict[str, dict[str, Any]]:
-    res = {k: v for k, v in results.load_dir(path).items() if v["kind"] != "variance"}
+    res = {k: v for k, v in results.load_dir(path).items() if v["kind"] not in ("variance", "verdict")}
     if not res:
         raise UserError(f"{path}: no results files (*.json)")
     return res
@@ -297,7 +296,11 @@ def main(fresh: Path, committed: Path, out: Path | None = None) -> int:
     rows = compare(fresh, committed)
     print(render(rows))
     out = Path(out) if out else fresh.parent / "verdict.json"
-    write_json_atomic(out, {"fresh": str(fresh), "committed": str(committed), "counts": counts(rows),
-                            "sigmas": SIGMAS, "alpha": ALPHA, "metrics": [asdict(r) for r in rows]})
+    profile = next(iter(load_side(committed).values()))["profile"]
+    prov = {**manifest.provenance(paths.REPO), "config_sha256": None, "manifests": {},
+            "command": f"tinymath compare {fresh} {committed}"}
+    data = {"fresh": str(fresh), "committed": str(committed), "counts": counts(rows), "sigmas": SIGMAS,
+            "alpha": ALPHA, "metrics": [asdict(r) for r in rows]}
+    manifest.write_json_atomic(out, results.envelope("verdict", "verdict", profile, prov, data))
     print(f"verdict: {out}")
     return 1 if any(r.verdict == OUTSIDE for r in rows) else 0

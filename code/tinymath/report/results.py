@@ -34,6 +34,7 @@ DATA_KEYS = {
     "variance": ("seeds", "start", "metrics"),
     "paired": ("bootstrap", "comparisons"),
     "timings": ("stages", "total_s"),
+    "verdict": ("counts", "metrics"),
 }
 REPRODUCED_PROVENANCE = ("git", "versions", "host", "config_sha256", "manifests", "command")
 REPORTED_PROVENANCE = ("source", "url")
