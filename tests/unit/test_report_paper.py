@@ -20,7 +20,7 @@ ALLOWED_NAMES = ("TinyMathReason-1B", "TPU v4-32", "GSM8K", "MATH-500", "A100", 
 # Commands whose arguments are labels, keys, paths or figure stems, not prose.
 NON_PROSE_ARGS = ("cite", "citep", "citet", "ref", "label", "input", "file", "bibliography", "bibliographystyle",
                   "begin", "end", "resultfigure")
-GENERATED_PREFIXES = ("Repro", "Paper", "Reported", "CILevel")
+GENERATED_PREFIXES = ("Repro", "Paper", "Reported", "CILevel", "Gain", "Verdict", "Variance")
 
 
 @pytest.fixture(scope="module")
@@ -91,18 +91,55 @@ def test_report_paper_generated_files_are_fresh():
     assert not stale, f"stale {stale}: run tinymath report paper --results results --out paper/generated"
 
 
-def test_report_paper_pdf_builds(synthetic_root, tmp_path):
+MAX_MAIN_PAGES = 9  # the main body, up to the references
+
+
+def build_pdf(results_root: Path, figures_dir: Path | None, tmp_path: Path) -> tuple[str, str]:
+    """latexmk on a copy of the paper with numbers from `results_root`; (main.log, main.aux)."""
     if shutil.which("latexmk") is None:
         pytest.skip("latexmk not installed (install TeX Live to build the paper)")
     paper = tmp_path / "paper"
     paper.mkdir()
     shutil.copy(MAIN, paper)
     shutil.copy(paths.PAPER / "references.bib", paper)
-    paper_numbers.write_all(synthetic_root, paper / "generated", "cpu")
-    figures.render_all(synthetic_root / "cpu", tmp_path / "figures")
+    paper_numbers.write_all(results_root, paper / "generated", "cpu")
+    if figures_dir is None:
+        figures.render_all(results_root / "cpu", tmp_path / "figures")
+    else:
+        shutil.copytree(figures_dir, tmp_path / "figures")
     done = subprocess.run(["nice", "latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
-                          cwd=paper, capture_output=True, text=True, timeout=120)
+                          cwd=paper, capture_output=True, text=True, timeout=180)
     log = (paper / "main.log").read_text(errors="replace")
     assert done.returncode == 0, log[-2000:]
     assert (paper / "main.pdf").stat().st_size > 50_000
+    return log, (paper / "main.aux").read_text(errors="replace")
+
+
+def layout_problems(log: str, aux: str) -> list[str]:
+    """What a reviewer would see as broken: wide boxes, floats too large, undefined references, too many pages."""
+    problems = [f"overfull box {w}pt" for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide", log)
+                if float(w) > 1.0]
+    problems += re.findall(r"Float too large[^\n]*", log)
+    problems += re.findall(r"(?:Citation|Reference) `[^']+' [^\n]*undefined", log)
+    end = re.search(r"\\newlabel\{mainbody:end\}\{\{[^}]*\}\{(\d+)\}", aux)
+    if end is None or int(end.group(1)) > MAX_MAIN_PAGES:
+        problems.append(f"main body ends on page {end.group(1) if end else '?'} (at most {MAX_MAIN_PAGES})")
+    return problems
+
+
+def test_report_paper_pdf_builds_from_any_results(synthetic_root, tmp_path):
+    log, aux = build_pdf(synthetic_root, None, tmp_path)
     assert not re.search(r"(Citation|Reference) `[^']+' .*undefined", log)
+
+
+def test_report_paper_layout_of_the_committed_paper(tmp_path):
+    """The paper as `bash reproduce.sh figures` builds it: from results/ and figures/."""
+    log, aux = build_pdf(paths.RESULTS, paths.FIGURES, tmp_path)
+    assert layout_problems(log, aux) == []
+
+
+def test_layout_check_catches_problems():
+    log = "Overfull \\hbox (25.3pt too wide) in paragraph\nLaTeX Warning: Float too large for page by 9pt\n"
+    aux = "\\newlabel{mainbody:end}{{10}{12}{x}{y}{}}"
+    assert len(layout_problems(log, aux)) == 3
+    assert layout_problems("Overfull \\hbox (0.5pt too wide)", "\\newlabel{mainbody:end}{{10}{8}{x}{y}{}}") == []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymath import log
-from tinymath.io import MODEL_NAMES, STAGE_MODELS, EvalGrid, eval_grid
+from tinymath.io import DATASET_NAMES, MODEL_NAMES, STAGE_MODELS, EvalGrid, eval_grid
 from tinymath.report import figures, results
 
 NA = r"\textit{n/a}"
@@ -165,29 +165,65 @@ def parity_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     nums.add("ReproParityTolerance", fmt_sci(d.get("tolerance")), doc)
 
 
-def eval_numbers(nums: Numbers, docs: dict[str, dict[str, Any]]) -> None:
-    """A headline sentence per model over its tasks; the full grid goes into the eval table."""
-    for model in STAGE_MODELS:
-        doc = docs.get(f"eval_{model}")
-        if doc is None:
-            nums.add(macro_name("repro", "eval", model), "not evaluated in these results")
-            continue
-        parts = [f"{fmt_pct(t['value'])}\\% on \\texttt{{{tex_escape(name)}}} "
-                 f"[{fmt_pct(t['ci95'][0])}, {fmt_pct(t['ci95'][1])}]"
-                 for name, t in sorted(doc["data"]["tasks"].items())]
-        nums.add(macro_name("repro", "eval", model), "; ".join(parts), doc)
+# (after, before) stage pairs the text states gains for, on the synthetic GSM test (the whole test split).
+GAINS = (("sft", "base"), ("grpo", "sft"), ("dpo", "sft"))
+GAIN_TASK = "chat_synth_gsm/accuracy"
+ALPHA = 0.01  # a difference is called significant when McNemar's p is below this and its interval excludes 0
 
 
-def host_numbers(nums: Numbers, res: dict[str, dict[str, Any]]) -> None:
-    """Where the reproduced stages ran and their summed wall time (one entry per producing command)."""
-    stages = {d["provenance"]["command"]: d for d in res.values() if d["provenance"].get("wall_time_s")}
-    first = next(iter(stages.values()), None)
-    host = first["provenance"]["host"] if first else {}
-    text = (f"{host.get('cpu', 'an unrecorded CPU')}, {host.get('cores', '?')} cores, "
-            f"accelerator: {host.get('accelerator', 'none')}")
-    nums.add("ReproHost", tex_escape(text) if first else NA, first)
-    nums.add("ReproTotalMinutes", fmt(sum(d["provenance"]["wall_time_s"] for d in stages.values()) / 60, 1)
-             if stages else NA)
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return NA
+    return "$p < 10^{-4}$" if p < 1e-4 else f"$p = {p:.2g}$"
+
+
+def fmt_gain(value: float | None) -> str:
+    return NA if value is None else f"{100 * value:+.1f}"
+
+
+def gain_verdict(c: dict[str, Any]) -> str:
+    lo, hi = c["ci95"]
+    if c["mcnemar_p"] < ALPHA and (lo > 0 or hi < 0):
+        return "a significant gain" if c["difference"] > 0 else "a significant loss"
+    return "no significant difference"
+
+
+def gain_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
+    """Paired stage-to-stage differences on the synthetic GSM test, in points with interval, p and a verdict."""
+    found = {(c["after"], c["before"]): c for c in (doc["data"]["comparisons"] if doc else [])
+             if c["after_task"] == GAIN_TASK}
+    for after, before in GAINS:
+        c = found.get((after, before))
+        name = macro_name("gain", after, "over", before)
+        nums.add(f"{name}Points", fmt_gain(c["difference"]) if c else NA, doc if c else None)
+        ci = f"[{fmt_gain(c['ci95'][0])}, {fmt_gain(c['ci95'][1])}]" if c else NA
+        nums.add(f"{name}CI", ci, doc if c else None)
+        nums.add(f"{name}P", fmt_p(c["mcnemar_p"]) if c else NA, doc if c else None)
+        nums.add(f"{name}Verdict", gain_verdict(c) if c else "not measured", doc if c else None)
+    n = next(iter(found.values()))["n"] if found else None
+    nums.add("GainProblems", fmt(n), doc if found else None)
+
+
+def timing_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
+    """Where the reproduced stages ran and how long the whole profile took (from every stage's manifest)."""
+    d = doc["data"] if doc else {}
+    host = doc["provenance"].get("host", {}) if doc else {}
+    text = f"{host.get('cpu', 'an unrecorded CPU')} ({host.get('cores', '?')} cores)"
+    nums.add("ReproHost", tex_escape(text) if doc else NA, doc)
+    nums.add("ReproTotalMinutes", fmt(d["total_s"] / 60, 1) if d else NA, doc)
+
+
+def verdict_numbers(nums: Numbers, verdict: dict[str, Any] | None, variance: dict[str, Any] | None) -> None:
+    """How a rerun compared with these results, and over how many seeds the tolerances were measured."""
+    c = verdict["data"]["counts"] if verdict else {}
+    checked = sum(c.get(k, 0) for k in ("identical", "within measured variance", "outside"))
+    nums.add("VerdictChecked", fmt(checked) if c else NA, verdict)
+    nums.add("VerdictReproduced", fmt(c.get("identical", 0) + c.get("within measured variance", 0))
+             if c else NA, verdict)
+    nums.add("VerdictIdentical", fmt(c.get("identical")) if c else NA, verdict)
+    nums.add("VerdictOutside", fmt(c.get("outside")) if c else NA, verdict)
+    seeds = variance["data"]["seeds"] if variance else []
+    nums.add("VarianceSeeds", fmt(len(seeds)) if seeds else NA, variance)
 
 
 def dry_run_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
@@ -199,6 +235,8 @@ def dry_run_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
                        ("vocab_size", "Vocab")):
         nums.add(f"PaperModel{macro}", fmt(arch.get(key)), doc)
     nums.add("PaperParams", fmt(d["n_params"] / 1e9, 2) if d else NA, doc)
+    nums.add("PaperParamsWords", f"{d['n_params'] / 1e9:.2f} billion" if d else NA, doc)
+    nums.add("PaperTokensWords", f"{round(d['tokens'] / 1e9):,} billion" if d.get("tokens") else NA, doc)
     nums.add("PaperFlopsPerToken", fmt(d["flops_per_token"] / 1e9, 2) if d else NA, doc)
     nums.add("PaperTokens", fmt_count(d.get("tokens")) if d else NA, doc)
     nums.add("PaperDevices", fmt(d.get("devices")) if d else NA, doc)
@@ -263,10 +301,51 @@ def eval_table(res: dict[str, Any]) -> str:
     rows = []
     for task in grid.tasks():
         rows.append([tex_escape(grid.label(task)), fmt(grid.n(task))] + eval_cells(grid, task))
-        rows += [[f"\\quad {tex_escape(sub)}", fmt(grid.n(task, sub))] + eval_cells(grid, task, sub)
+        rows += [[f"\\quad {tex_escape(sub.replace('_', ' '))}", fmt(grid.n(task, sub))] + eval_cells(grid, task, sub)
                  for sub in grid.subsets(task)]
-    return table("ll" + "c" * len(grid.models), ["task", "$n$"] + [MODEL_NAMES.get(m, m) for m in grid.models],
-                 rows)
+    header = " & ".join(["task", "$n$"] + [MODEL_NAMES.get(m, m) for m in grid.models])
+    caption = (f"Every evaluated task and subset: accuracy (\\%) with {CI_LEVEL}\\% intervals. \\emph{{Source:}} "
+               "\\file{results/<profile>/eval_<model>.json}")
+    return longtable("lr" + "c" * len(grid.models), header, [" & ".join(r) + r" \\" for r in rows], caption,
+                     "tab:eval")
+
+
+# The main table's rows: a dataset with the base model's few-shot metric; the other stages use the chat suite.
+MAIN_ROWS = {"synth_gsm": "flexible-extract", "synth_math": "math_verify", "gsm8k": "flexible-extract",
+             "math500": "math_verify"}
+
+
+def main_key(grid: EvalGrid, model: str, dataset: str) -> str:
+    chat = f"chat_{dataset}/accuracy"
+    return chat if grid.entry(model, chat) else f"paper_{dataset}/{MAIN_ROWS[dataset]}"
+
+
+def main_table(res: dict[str, Any]) -> str:
+    """Stages as columns, datasets as rows: accuracy (%) [95% interval]; below, each stage's paired gain on the
+    synthetic GSM test over the stage it starts from."""
+    grid = eval_grid(res)
+    if not grid.models:
+        return r"\emph{No evaluation results.}" + "\n"
+    rows = []
+    for dataset in MAIN_ROWS:
+        cells = [cell(grid.entry(m, main_key(grid, m, dataset))) for m in grid.models]
+        if any(c != "--" for c in cells):
+            n = next(grid.n(main_key(grid, m, dataset)) for m in grid.models if grid.n(main_key(grid, m, dataset)))
+            rows.append([tex_escape(DATASET_NAMES[dataset]), fmt(n), *cells])
+    paired = {c["after"]: c for c in (res["paired"]["data"]["comparisons"] if "paired" in res else [])
+              if c["after_task"] == GAIN_TASK}
+    if paired:
+        rows.append([r"\midrule gain (points)", fmt(next(iter(paired.values()))["n"]),
+                     *(gain_cell(paired.get(m)) for m in grid.models)])
+        rows.append(["McNemar", "", *(fmt_p(paired[m]["mcnemar_p"]) if m in paired else "--" for m in grid.models)])
+    header = ["test set", "$n$", *(f"{MODEL_NAMES.get(m, m)}" for m in grid.models)]
+    return table("lr" + "c" * len(grid.models), header, rows)
+
+
+def gain_cell(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "--"
+    return f"{fmt_gain(c['difference'])} [{fmt_gain(c['ci95'][0])}, {fmt_gain(c['ci95'][1])}] vs {c['before']}"
 
 
 def eval_cells(grid: EvalGrid, task: str, subset: str | None = None) -> list[str]:
@@ -308,11 +387,15 @@ def longtable(columns: str, header: str, rows: list[str], caption: str, label: s
 
 
 def key_value_table(values: dict[str, Any], caption: str, label: str) -> str:
-    """Dotted keys and values, as configured or measured; an empty listing says so under the same label."""
+    """Dotted keys and values in two column pairs, as configured or measured; an empty listing says so."""
     if not values:
         return f"\\emph{{{caption}: none in the results.}}\\label{{{label}}}\n"
-    rows = [f"\\texttt{{{breakable(k)}}} & \\texttt{{{breakable(v)}}} \\\\" for k, v in values.items()]
-    return longtable(r"@{}p{0.55\linewidth}p{0.4\linewidth}@{}", "key & value", rows, caption, label)
+    shown = {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in values.items()}
+    pairs = [f"\\texttt{{{breakable(k)}}} & \\texttt{{{breakable(v)}}}" for k, v in shown.items()]
+    half = (len(pairs) + 1) // 2
+    rows = [f"{left} & {right} \\\\" for left, right in zip(pairs[:half], pairs[half:] + [" & "])]
+    return longtable(r"@{}p{0.28\linewidth}p{0.17\linewidth}p{0.28\linewidth}p{0.17\linewidth}@{}",
+                     "key & value & key & value", rows, caption, label)
 
 
 def paper_config_table(configs: dict[str, Any] | None) -> str:
@@ -328,11 +411,17 @@ def parity_table(doc: dict[str, Any] | None) -> str:
     return key_value_table(flatten(doc["data"]) if doc else {}, "Conversion parity", "tab:parity")
 
 
+def camel_breaks(name: str) -> str:
+    """A macro name that may wrap before each capital (`Gain\\allowbreak{}Sft...`)."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", r"\\allowbreak{}", name)
+
+
 def provenance_table(nums: Numbers) -> str:
     """Every number with its results file and the command that produced it."""
-    rows = [f"\\texttt{{\\textbackslash {n.name}}} & {n.value} & \\texttt{{{breakable(n.source)}}} & "
+    rows = [f"\\texttt{{\\textbackslash {camel_breaks(n.name)}}} & {n.value} & \\texttt{{{breakable(n.source)}}} & "
             f"\\texttt{{{breakable(n.command)}}} \\\\" for n in nums.items if n.source]
-    return longtable(r"@{}p{0.25\linewidth}p{0.14\linewidth}p{0.25\linewidth}p{0.28\linewidth}@{}",
+    return longtable(r"@{}>{\raggedright}p{0.25\linewidth}>{\raggedright}p{0.13\linewidth}"
+                     r">{\raggedright}p{0.22\linewidth}>{\raggedright\arraybackslash}p{0.3\linewidth}@{}",
                      "macro & value & results file & command", rows, "Provenance of every number", "tab:provenance")
 
 
@@ -347,12 +436,14 @@ def build(root: Path, profile: str) -> dict[str, str]:
     sft_numbers(nums, res.get("sft"))
     grpo_numbers(nums, res.get("grpo"))
     parity_numbers(nums, res.get("parity"))
-    eval_numbers(nums, res)
-    host_numbers(nums, res)
+    gain_numbers(nums, res.get("paired"))
+    timing_numbers(nums, res.get("timings"))
+    verdict_numbers(nums, res.get("verdict"), res.get("variance"))
     dry_run_numbers(nums, res.get("dry_run"))
     reported_numbers(nums, reported)
     where = f"{root.name}/{profile}"
     return {"numbers.tex": nums.tex(), "figures.tex": figure_notes(res, where), "eval_table.tex": eval_table(res),
+            "main_table.tex": main_table(res),
             "data_table.tex": data_table(res.get("data")), "reported_table.tex": reported_table(reported),
             "provenance_table.tex": provenance_table(nums),
             "paper_config_table.tex": paper_config_table(res.get("configs")),
