@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymath.errors import UserError
-from tinymath.io import eval_grid, pct_ci, task_label
+from tinymath.io import eval_grid, pct_ci
 from tinymath.report import figures, results
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -53,12 +53,13 @@ def paired_table(res: dict[str, Any]) -> list[str]:
     """Stage-to-stage differences in points with their paired 95% interval and McNemar's exact p."""
     if "paired" not in res:
         return []
+    grid = eval_grid(res)
     lines = ["Stage-to-stage differences on the same problems (points, paired bootstrap 95% interval, McNemar p):",
              "", "| comparison | task | difference | p |", "|---|---|---|---|"]
     for c in res["paired"]["data"]["comparisons"]:
         lo, hi = c["ci95"]
-        task = task_label(c["after_task"]) if c["before_task"] == c["after_task"] else \
-            f"{task_label(c['before_task'])} -> {task_label(c['after_task'])}"
+        task = grid.label(c["after_task"]) if c["before_task"] == c["after_task"] else \
+            f"{grid.label(c['before_task'])} -> {grid.label(c['after_task'])}"
         lines.append(f"| {c['before']} -> {c['after']} | {task} | {100 * c['difference']:+.1f} "
                      f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {c['mcnemar_p']:.2g} |")
     return [*lines, ""]
