@@ -22,7 +22,7 @@ from tinymath.errors import UserError
 # The keys of metrics.jsonl lines that the report keeps, per stage (a line holds a subset of them).
 METRIC_KEYS = {
     "pretrain": ("step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "val_loss"),
-    "sft": ("step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "entropy", "token_accuracy", "val_loss"),
+    "sft": ("step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "entropy", "token_accuracy"),
     "grpo": ("step", "loss", "reward_mean", "reward_std", "rewards", "kl", "completion_length", "frac_zero_std"),
 }
 # Model name -> (stage, directory below its run directory): the Hugging Face models the pipeline produces.

@@ -105,6 +105,25 @@ def packed_batch(tiny_tokenizer, tmp_path_factory):
     return next(iter(trainer.get_train_dataloader())), model, convs
 
 
+def test_label_only_trainer_loss_equals_trl_and_logs_token_metrics_only_on_logging_steps(packed_batch, tmp_path,
+                                                                                          tiny_tokenizer):
+    """The stage's trainer projects only labelled positions: the same loss as TRL's on the same batch; entropy and
+    token accuracy are computed only for steps that are logged."""
+    batch, model, convs = packed_batch
+    args = SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, assistant_only_loss=True,
+                     packing=True, max_length=512, per_device_train_batch_size=1, logging_steps=3)
+    data = Dataset.from_dict({"messages": convs})
+    lean = sft.LabelOnlySFTTrainer(model=model, args=args, train_dataset=data, processing_class=tiny_tokenizer)
+    reference = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tiny_tokenizer)
+    model.train()
+    lean.state.global_step = 0  # step 1 is not a logging step
+    torch.testing.assert_close(lean.compute_loss(model, dict(batch)), reference.compute_loss(model, dict(batch)))
+    assert "entropy" not in lean._metrics["train"]
+    lean.state.global_step = 2  # step 3 is
+    lean.compute_loss(model, dict(batch))
+    assert len(lean._metrics["train"]["entropy"]) == 1 and 0 <= lean._metrics["train"]["mean_token_accuracy"][0] <= 1
+
+
 def segments(batch) -> list[slice]:
     """The packed sequences of a padding-free row: each starts where position_ids restart at 0."""
     starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
@@ -211,7 +230,7 @@ def test_sft_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
     assert not list((out / "model").glob("*.bin")) and not (out / "checkpoints").exists()
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
-    assert set(rows[0]) == {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s"}
+    assert set(rows[0]) == {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "entropy", "token_accuracy"}
     curve = [json.loads(line) for line in (out / "dev_curve.jsonl").read_text().splitlines()]
     assert [r["step"] for r in curve] == [2, 4] and all(r["n"] == 4 and 0 <= r["accuracy"] <= 1 for r in curve)
     held_out = json.loads((out / "validation.json").read_text())

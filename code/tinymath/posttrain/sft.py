@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from pydantic import Field, field_validator
 from trl import SFTConfig, SFTTrainer
@@ -36,7 +37,49 @@ from tinymath.posttrain.common import (
 from tinymath.posttrain.dev_curve import DevConfig, DevCurve
 from tinymath.runner import Run
 
-METRIC_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm", "epoch": "epoch"}
+METRIC_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm", "epoch": "epoch",
+               "entropy": "entropy", "mean_token_accuracy": "token_accuracy"}
+
+
+class LabelOnlySFTTrainer(SFTTrainer):
+    """`SFTTrainer` whose training loss projects only the positions that carry a label; metrics on logging steps.
+
+    TRL runs every training forward through its fused LM head, which off Triton devices projects every position
+    (system prompt, question and padding too) in chunks through a custom autograd function and computes entropy
+    and top-1 at each, every step. Here only the hidden states of the assistant positions go through the LM head
+    (the same loss), and entropy and token accuracy come from those logits on the steps that are logged. Under
+    several processes, with MoE auxiliary losses and in evaluation it defers to TRL (the backbone is called
+    directly, outside a DDP wrapper).
+    """
+
+    def _logs_this_step(self) -> bool:
+        step, every = self.state.global_step + 1, self.args.logging_steps  # the Trainer logs after this step if so
+        every = every if every >= 1 else max(1, int(every * self.state.max_steps))
+        return step % every == 0 or (self.args.logging_first_step and step == 1)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs or not model.training or self.accelerator.num_processes > 1 or self.aux_loss_enabled:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        net = self.accelerator.unwrap_model(model)
+        hidden = net.get_decoder()(**{k: v for k, v in inputs.items() if k != "labels"},
+                                   use_cache=False).last_hidden_state[:, :-1]
+        labels = inputs["labels"][:, 1:]
+        mask = labels != -100
+        logits, target = net.get_output_embeddings()(hidden[mask]).float(), labels[mask]
+        count = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        loss = F.cross_entropy(logits, target, reduction="sum") / torch.as_tensor(count).clamp(min=1)
+        if self._logs_this_step():
+            self._log_token_metrics(logits.detach(), target)
+        attention = inputs.get("attention_mask")
+        self._total_train_tokens += int(attention.sum()) if attention is not None else inputs["position_ids"].size(1)
+        self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        return loss
+
+    def _log_token_metrics(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        with torch.no_grad():
+            logp, valid = torch.log_softmax(logits, dim=-1), max(target.numel(), 1)
+            self._metrics["train"]["entropy"].append(float(-(logp.exp() * logp).sum()) / valid)
+            self._metrics["train"]["mean_token_accuracy"].append(float((logp.argmax(-1) == target).sum()) / valid)
 
 
 class Config(Section):
@@ -103,7 +146,7 @@ def main(cfg: Config, run: Run) -> None:
     args = trl_args(SFTConfig, cfg, out, run, assistant_only_loss=True)
     metrics = MetricsWriter(run.dir / "metrics.jsonl", METRIC_KEYS, rate=True)
     callbacks = [metrics] + ([DevCurve(cfg.dev, run.input("synth"), tok, run.dir)] if cfg.dev else [])
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, eval_dataset=held_out, processing_class=tok,
-                         callbacks=callbacks)
+    trainer = LabelOnlySFTTrainer(model=model, args=args, train_dataset=data, eval_dataset=held_out,
+                                  processing_class=tok, callbacks=callbacks)
     logger.info("sft: %d conversations%s", len(data), f", resuming from {last}" if last else "")
     fit(trainer, tok, run, metrics, last)
