@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = stages["eval"]
     evaluation.add_argument("--model", help="evaluate this Hugging Face model (a directory, or a hub id with optional "
                                             "@revision) instead of the stages' models")
-    evaluation.add_argument("--name", help="its name in runs/<profile>/eval-models/ (default: the last part of --model)")
+    evaluation.add_argument("--name", help="its name in runs/<profile>/eval-models/ "
+                                           "(default: the last part of --model)")
     report = stages["report"]
     report.add_argument("action", nargs="?", choices=["collect", "figures", "paper", "publish"], default="collect",
                         help="collect: results of a profile's runs (the stage); figures/paper: from --results; "

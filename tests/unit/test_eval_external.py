@@ -30,7 +30,7 @@ def write_tiny_model(out: Path, tokenizer, chat_template: bool = True) -> Path:
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                       tie_word_embeddings=True, bos_token_id=None, eos_token_id=specials.IM_END_ID,
-                      pad_token_id=specials.PAD_ID)
+                      pad_token_id=specials.PAD_ID, initializer_range=0.5)  # wide: varied, not constant, text
     LlamaForCausalLM(cfg).save_pretrained(out)
     tokenizer.save_pretrained(out)
     if not chat_template:

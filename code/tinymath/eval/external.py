@@ -91,7 +91,8 @@ def main(cfg: Config, spec: str, name: str, profile: str, runs: Path | None = No
     shutil.rmtree(work, ignore_errors=True)
     started = time.perf_counter()
     skipped = evaluate(cfg, source, name, root, work)
-    record = {"model": name, "source": source.record(), "path": source.path, "profile": profile, "config_sha256": config_digest(cfg),
+    record = {"model": name, "source": source.record(), "path": source.path, "profile": profile,
+              "config_sha256": config_digest(cfg),
               "config": cfg.model_dump(mode="json"), "skipped": skipped,
               "command": f"tinymath eval --model {spec} --name {name} --profile {profile}",
               **manifest.output_record(work), **manifest.provenance(paths.REPO),
