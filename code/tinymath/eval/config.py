@@ -54,7 +54,6 @@ class HubModel(Section):
 
     hub_id: str  # owner/name on the hub
     revision: str  # the commit (or tag) evaluated; the eval json records the commit it resolved to
-    label: str  # as the paper's table names it
     reported: Model | None = None  # the results/reported model-card column quoted beside it (released checkpoints)
 
 
