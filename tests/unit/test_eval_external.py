@@ -120,3 +120,32 @@ def test_eval_model_rejects_a_name_that_is_no_file_name(models, setup):
     config, runs = setup
     assert _eval(models["chat"], "../escape", config, runs) == 2
     assert not (runs / "test" / MODELS_DIR).exists()
+
+
+def test_report_collects_a_model_eval_into_the_paper_hub_table(models, tmp_path, shared_data):
+    from tinymath import runner
+    from tinymath.config import load_config
+    from tinymath.eval import Config
+    from tinymath.report import collect, paper_numbers
+
+    config = tmp_path / "test.yaml"
+    config.write_text(yaml.safe_dump({
+        "batch_size": 2, "threads": 1, "max_gen_toks": 4, "limit": 2, "bootstrap_samples": 200,
+        "data_dir": str(shared_data), "suites": {"paper": {"models": ["base"], "tasks": {"gsm8k": {"num_fewshot": 1}}}}}))
+    runs = tmp_path / "runs"
+    assert _eval(models["chat"], "qwen2.5-0.5b", config, runs) == 0
+    run = runner.Run("report", "test", runs / "test" / ".report.work", runs / "test", config)
+    docs = {d["name"]: d for d in collect.collect_model_evals(run)}
+    assert list(docs) == ["model_qwen2.5-0.5b"] and docs["model_qwen2.5-0.5b"]["kind"] == "model_eval"
+    measured = docs["model_qwen2.5-0.5b"]["data"]["tasks"]["paper_gsm8k/flexible-extract"]["value"]
+
+    reported = results.load(paths.RESULTS / "reported" / "released_model_cards.json")
+    rows = paper_numbers.hub_table(docs, reported).split(r"\endhead")[1].splitlines()
+    qwen = next(r for r in rows if r.startswith(r"\texttt{Qwen/\allowbreak{}Qwen2.\allowbreak{}5-0.\allowbreak{}5B}"))
+    assert qwen.endswith(f"& {100 * measured:.1f} & -- & -- & -- & -- \\\\")
+    hub = load_config(runner.config_path("eval", "paper"), Config).hub_models
+    assert sum("not measured" in r for r in rows) == len(hub) - 1
+    quoted = [r for r in rows if r.startswith(r"\quad quoted")]
+    grpo = reported["data"]["models"]["grpo"]
+    assert len(quoted) == 3 and quoted[2].endswith(
+        " & ".join(f"{grpo[b]:.1f}" for b in paper_numbers.HUB_COLUMNS) + r" \\")

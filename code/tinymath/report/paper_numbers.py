@@ -388,7 +388,8 @@ def hub_table(paper_res: dict[str, Any], reported: dict[str, Any] | None) -> str
     rows = []
     for name, hub in cfg.hub_models.items():
         doc = paper_res.get(f"model_{name}")
-        revision = doc["data"]["source"]["commit"][:7] if doc else hub.revision
+        # the commit measured; "local" when it was measured from a directory, not fetched from the hub
+        revision = (doc["data"]["source"]["commit"] or "local")[:7] if doc else hub.revision
         model = f"\\texttt{{{breakable(hub.hub_id)}}} & \\texttt{{{tex_escape(revision)}}}"
         if doc is None:
             rows.append(f"{model} & \\multicolumn{{{len(HUB_COLUMNS)}}}{{c}}{{{NOT_MEASURED}}} \\\\")
