@@ -131,7 +131,8 @@ def test_report_collects_a_model_eval_into_the_paper_hub_table(models, tmp_path,
     config = tmp_path / "test.yaml"
     config.write_text(yaml.safe_dump({
         "batch_size": 2, "threads": 1, "max_gen_toks": 4, "limit": 2, "bootstrap_samples": 200,
-        "data_dir": str(shared_data), "suites": {"paper": {"models": ["base"], "tasks": {"gsm8k": {"num_fewshot": 1}}}}}))
+        "data_dir": str(shared_data),
+        "suites": {"paper": {"models": ["base"], "tasks": {"gsm8k": {"num_fewshot": 1}}}}}))
     runs = tmp_path / "runs"
     assert _eval(models["chat"], "qwen2.5-0.5b", config, runs) == 0
     run = runner.Run("report", "test", runs / "test" / ".report.work", runs / "test", config)

@@ -2,6 +2,7 @@
 
     tinymath eval --profile cpu
     tinymath eval --profile smoke --set limit=4
+    tinymath eval --model PATH_OR_HUB_ID[@REVISION] --name NAME --profile paper   # any model: tinymath.eval.external
 
 Suites (configs/eval/<profile>.yaml): few-shot text prompts with lm-eval's own tasks and scoring (the paper's
 GSM8K 8-shot strict/flexible, Minerva MATH 4-shot, ARC, HellaSwag, MMLU), and `chat` (zero-shot through the chat
