@@ -137,8 +137,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from tinymath.eval import Config, external
 
         path = _config(args, "eval")
+        cfg = load_config(path, Config, args.overrides)
+        runner.check_requirements(cfg.requires, path)  # the paper profile evaluates on a GPU, as its stages do
         name = args.name or args.model.partition("@")[0].rstrip("/").split("/")[-1]
-        external.main(load_config(path, Config, args.overrides), args.model, name, runner.profile_of(path), args.runs)
+        external.main(cfg, args.model, name, runner.profile_of(path), args.runs)
         return 0
     if cmd == "compare":
         from tinymath.report import compare

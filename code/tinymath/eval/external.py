@@ -9,8 +9,8 @@ under `skipped`. A hub model is fetched as safetensors and tokenizer files only 
 code) and recorded with the commit its revision resolved to.
 
 Writes `runs/<profile>/eval-models/<NAME>/`: `eval_<NAME>.json` (the stage models' schema, plus `source`),
-`<suite>_<task>/samples.jsonl`, the generated task YAMLs and `manifest.json` (config, source, provenance). The
-report of the profile collects each as `model_<NAME>.json`.
+`<suite>_<task>/samples.jsonl`, the generated task YAMLs, `eval.log` and `manifest.json` (config, source,
+provenance). The report of the profile collects each as `model_<NAME>.json`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from tinymath import manifest, paths, runner
+from tinymath import log, manifest, paths, runner
 from tinymath.config import config_digest
 from tinymath.errors import UserError
 from tinymath.eval import Config, run_tasks, task_manager, torch_threads
@@ -90,7 +90,11 @@ def main(cfg: Config, spec: str, name: str, profile: str, runs: Path | None = No
     work = final.with_name(f".{name}.work")
     shutil.rmtree(work, ignore_errors=True)
     started = time.perf_counter()
-    skipped = evaluate(cfg, source, name, root, work)
+    handler = log.attach_file(work / "eval.log")
+    try:
+        skipped = evaluate(cfg, source, name, root, work)
+    finally:
+        log.detach(handler)
     record = {"model": name, "source": source.record(), "path": source.path, "profile": profile,
               "config_sha256": config_digest(cfg),
               "config": cfg.model_dump(mode="json"), "skipped": skipped,
@@ -109,16 +113,15 @@ def evaluate(cfg: Config, source: Source, name: str, root: Path, out: Path) -> d
     from tinymath.eval import harness
 
     planned, skipped = plan(cfg, root / "synth", hub=runner.hub_reachable())
-    lm = harness.load_model(cfg, Path(source.path))
-    if harness.chat_template_sha256(lm) is None:
-        chat = [p for p in planned if p.chat]
-        if chat:
-            logger.warning("eval: %s has no chat template: skipping the chat suite (%s)", name,
-                           ", ".join(p.name for p in chat))
-        skipped |= {p.name: {"suite": p.suite, "reason": NO_TEMPLATE} for p in chat}
-        planned = [p for p in planned if not p.chat]
     for task, why in skipped.items():
         logger.warning("eval: %s %s", task, why["reason"])
+    lm = harness.load_model(cfg, Path(source.path))
+    chat = [p for p in planned if p.chat]
+    if chat and harness.chat_template_sha256(lm) is None:
+        logger.warning("eval: %s has no chat template: skipping the chat suite (%s)", name,
+                       ", ".join(p.name for p in chat))
+        skipped |= {p.name: {"suite": p.suite, "reason": NO_TEMPLATE} for p in chat}
+        planned = [p for p in planned if not p.chat]
     manager = task_manager(cfg, planned, out / "tasks")
     with torch_threads(cfg.threads):
         tasks = run_tasks(cfg, lm, name, planned, manager, out, root)
