@@ -65,7 +65,7 @@ def messages(history: list[dict[str, str]], text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, *history, {"role": "user", "content": text}]
 
 
-def _generate_kwargs(model: Any, tokenizer: Any, chat: list[dict[str, str]], s: Sampling) -> dict[str, Any]:
+def _generate_kwargs(tokenizer: Any, chat: list[dict[str, str]], s: Sampling) -> dict[str, Any]:
     ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     sampling = {"do_sample": True, "temperature": s.temperature} if s.temperature > 0 else {"do_sample": False}
     return {**ids, "max_new_tokens": s.max_new_tokens, "pad_token_id": tokenizer.pad_token_id, **sampling}
@@ -87,7 +87,7 @@ def reply(model: Any, tokenizer: Any, chat: list[dict[str, str]], s: Sampling) -
     """The whole reply at once (what streaming must reproduce)."""
     import torch
 
-    kwargs = _generate_kwargs(model, tokenizer, chat, s)
+    kwargs = _generate_kwargs(tokenizer, chat, s)
     with torch.no_grad():
         out = model.generate(**kwargs)
     text = tokenizer.decode(out[0, kwargs["input_ids"].shape[1]:], skip_special_tokens=False)
@@ -100,7 +100,7 @@ def stream(model: Any, tokenizer: Any, chat: list[dict[str, str]], s: Sampling) 
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=False)
-    kwargs = {**_generate_kwargs(model, tokenizer, chat, s), "streamer": streamer}
+    kwargs = {**_generate_kwargs(tokenizer, chat, s), "streamer": streamer}
     thread = Thread(target=torch.no_grad()(model.generate), kwargs=kwargs, daemon=True)
     thread.start()
     stops = stop_strings(tokenizer)
