@@ -5,6 +5,8 @@
     tinymath prepare --profile cpu              # filter, dedup, mix, decontaminate, pack
     tinymath pretrain --profile cpu [--dry-run | --print-batch 10]
     tinymath convert | sft | grpo | eval | report --profile cpu
+    tinymath eval --model PATH_OR_HUB_ID[@REVISION] --name NAME --profile paper   # any HF causal LM
+    tinymath chat --model sft --profile cpu [--prompt "What is 12 * 7?"]
     tinymath report figures --results results/cpu --out figures
     tinymath compare runs/cpu/report/results results/cpu
     tinymath variance --profile cpu --seeds 3   # seed-to-seed spread of the verdict metrics
@@ -63,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="compile the train step abstractly for the config's mesh and print memory and time")
     pretrain.add_argument("--print-batch", type=int, metavar="STEP",
                           help="print the documents of the pretraining batch at STEP")
+    evaluation = stages["eval"]
+    evaluation.add_argument("--model", help="evaluate this Hugging Face model (a directory, or a hub id with optional "
+                                            "@revision) instead of the stages' models")
+    evaluation.add_argument("--name", help="its name in runs/<profile>/eval-models/ "
+                                           "(default: the last part of --model)")
     report = stages["report"]
     report.add_argument("action", nargs="?", choices=["collect", "figures", "paper", "publish"], default="collect",
                         help="collect: results of a profile's runs (the stage); figures/paper: from --results; "
@@ -76,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("fresh", type=Path, help="results of a fresh run, e.g. runs/cpu/report/results")
     compare.add_argument("committed", type=Path, help="committed results, e.g. results/cpu")
     compare.add_argument("--out", type=Path, help="verdict JSON (default: verdict.json beside the fresh results)")
+
+    chat = sub.add_parser("chat", help="chat with a model in the terminal (streamed, through its chat template)")
+    chat.add_argument("--model", required=True, help="base, sft, grpo (the profile's stage model) or a model directory")
+    chat.add_argument("--profile", default="cpu")
+    chat.add_argument("--prompt", help="answer this one message and exit")
+    chat.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    chat.add_argument("--max-new-tokens", type=int, default=512)
+    chat.add_argument("--runs", type=Path)
 
     variance = sub.add_parser("variance", help="seed-to-seed spread of every verdict metric -> variance.json")
     variance.add_argument("--profile", default="cpu")
@@ -111,6 +126,21 @@ def dispatch(args: argparse.Namespace) -> int:
         from tinymath.report import variance
 
         variance.main(args.profile, args.seeds, args.start, runs=args.runs, out=args.out)
+        return 0
+    if cmd == "chat":
+        from tinymath import chat
+
+        sampling = chat.Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+        chat.main(args.model, args.profile, args.prompt, sampling, runs=args.runs)
+        return 0
+    if cmd == "eval" and args.model:
+        from tinymath.eval import Config, external
+
+        path = _config(args, "eval")
+        cfg = load_config(path, Config, args.overrides)
+        runner.check_requirements(cfg.requires, path)  # the paper profile evaluates on a GPU, as its stages do
+        name = args.name or args.model.partition("@")[0].rstrip("/").split("/")[-1]
+        external.main(cfg, args.model, name, runner.profile_of(path), args.runs)
         return 0
     if cmd == "compare":
         from tinymath.report import compare

@@ -49,6 +49,14 @@ class Suite(Section):
         return self
 
 
+class HubModel(Section):
+    """A Hugging Face model the paper re-measures with `tinymath eval --model <hub_id>@<revision> --name <key>`."""
+
+    hub_id: str  # owner/name on the hub
+    revision: str  # the commit (or tag) evaluated; the eval json records the commit it resolved to
+    reported: Model | None = None  # the results/reported model-card column quoted beside it (released checkpoints)
+
+
 class Config(Section):
     seed: int = 0  # lm-eval's seeds and the bootstrap resampling
     requires: Requirements | None = None
@@ -64,6 +72,9 @@ class Config(Section):
     bootstrap_samples: int = Field(1000, ge=100)  # resamples for the 95% interval
     data_dir: str = "../shared/data"  # real GSM8K / MATH-500 files: gsm8k/{test,train}.jsonl, math/test500.jsonl
     suites: dict[str, Suite] = Field(min_length=1)
+    # Models outside the pipeline the report tabulates. Excluded from the stage's fingerprint: listing one changes
+    # how no stage model is evaluated.
+    hub_models: dict[str, HubModel] = Field(default_factory=dict, exclude=True)
 
     def models(self) -> list[str]:
         """Every model some suite evaluates, in pipeline order."""

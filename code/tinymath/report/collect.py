@@ -165,6 +165,26 @@ def collect_eval(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
     return docs
 
 
+def collect_model_evals(run: runner.Run) -> list[dict[str, Any]]:
+    """Every `tinymath eval --model` run of the profile (runs/<profile>/eval-models/<NAME>/) as `model_<NAME>`."""
+    from tinymath.eval.external import MODELS_DIR
+
+    docs = []
+    for directory in sorted(p for p in (run.root / MODELS_DIR).glob("*") if p.is_dir() and p.name[0] != "."):
+        record = manifest.read_manifest(directory)
+        if record is None:
+            raise UserError(f"{directory}: no manifest.json (an interrupted tinymath eval --model: rerun it)")
+        evaluation = json.loads((directory / f"eval_{directory.name}.json").read_text())
+        path = directory / manifest.MANIFEST
+        found = {"path": path.relative_to(run.root.parent).as_posix(), "sha256": manifest.sha256_file(path),
+                 "outputs_sha256": manifest.sha256_json(record["outputs"])}
+        prov = {**{k: record[k] for k in ("git", "versions", "host", "config_sha256", "command", "wall_time_s")},
+                "manifests": {directory.name: found}}
+        data = {key: evaluation[key] for key in ("model", "source", "tasks", "skipped")}
+        docs.append(results.envelope("model_eval", f"model_{directory.name}", run.profile, prov, data))
+    return docs
+
+
 def collect_configs(run: runner.Run, stages: list[str]) -> dict[str, Any]:
     """Resolved configs: this profile's (as its stages ran them) and the paper profile's (as configured)."""
     ran = {s: manifest.read_manifest(run.input(s))["config"] for s in stages}
@@ -224,6 +244,7 @@ def collect(run: runner.Run, stages: list[str], max_points: int, dry_run: str | 
     for stale in out.glob("*.json"):
         stale.unlink()
     docs = [doc for stage in stages for doc in COLLECTORS[stage](run, max_points)]
+    docs += collect_model_evals(run)
     docs.append(collect_configs(run, stages))
     docs.append(collect_timings(run, stages))
     if dry_run is not None:

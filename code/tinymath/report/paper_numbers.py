@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinymath import log
+from tinymath import log, runner
+from tinymath.config import load_config
+from tinymath.eval.config import Config as EvalConfig
 from tinymath.io import DATASET_NAMES, MODEL_NAMES, STAGE_MODELS, EvalGrid, eval_grid
 from tinymath.report import figures, results
 
@@ -370,6 +372,50 @@ def reported_table(doc: dict[str, Any] | None) -> str:
     return table("llrrr", ["benchmark", "setting", "base", "SFT", "GRPO"], rows)
 
 
+# The re-measured table's columns: results/reported benchmark -> the paper suite's task entry measured for it.
+HUB_COLUMNS = {"gsm8k": "paper_gsm8k/flexible-extract", "minerva_math": "paper_math500/math_verify",
+               "arc_challenge": "paper_arc_challenge/acc_norm", "mmlu": "paper_mmlu/acc",
+               "hellaswag": "paper_hellaswag/acc_norm"}
+NOT_MEASURED = r"\textit{not measured}"
+
+
+def hub_table(paper_res: dict[str, Any], reported: dict[str, Any] | None) -> str:
+    """The hub models of configs/eval/paper.yaml, re-measured by `tinymath eval --model` (results/paper/
+    model_<name>.json), each released checkpoint followed by its model card's quoted numbers; a model without
+    results says "not measured"."""
+    cfg = load_config(runner.config_path("eval", "paper"), EvalConfig)
+    quoted = reported["data"]["models"] if reported else {}
+    rows = []
+    for name, hub in cfg.hub_models.items():
+        doc = paper_res.get(f"model_{name}")
+        # the commit measured; "local" when it was measured from a directory, not fetched from the hub
+        revision = (doc["data"]["source"]["commit"] or "local")[:7] if doc else hub.revision
+        model = f"\\texttt{{{breakable(hub.hub_id)}}} & \\texttt{{{tex_escape(revision)}}}"
+        if doc is None:
+            rows.append(f"{model} & \\multicolumn{{{len(HUB_COLUMNS)}}}{{c}}{{{NOT_MEASURED}}} \\\\")
+        else:
+            tasks = doc["data"]["tasks"]
+            rows.append(" & ".join([model, *(fmt_pct(tasks[k]["value"]) if k in tasks else "--"
+                                             for k in HUB_COLUMNS.values())]) + r" \\")
+        if hub.reported:
+            cells = [fmt(quoted.get(hub.reported, {}).get(b), 1) for b in HUB_COLUMNS]
+            rows.append(" & ".join([r"\quad quoted (model card)", "", *cells]) + r" \\")
+    header = " & ".join(["model", "revision", *(hub_header(cfg, k) for k in HUB_COLUMNS.values())])
+    settings = "; ".join(f"{b['name']} {b['setting']}" for b in (reported["data"]["benchmarks"] if reported else []))
+    caption = ("Hugging Face models through the paper profile's evaluation (accuracy, \\%; -- : task skipped in "
+               f"that run), with the model cards' quoted numbers ({tex_escape(settings)})")
+    return longtable(r"@{}>{\raggedright}p{0.3\linewidth}l" + "r" * len(HUB_COLUMNS) + "@{}", header, rows,
+                     caption, "tab:hub")
+
+
+def hub_header(cfg: Any, key: str) -> str:
+    """`paper_gsm8k/flexible-extract` -> GSM8K over `8-shot`: the dataset and the paper suite's shot count."""
+    task = key.partition("/")[0].removeprefix("paper_")
+    settings = cfg.suites["paper"].tasks.get(task)
+    shots = f"{settings.num_fewshot}-shot" if settings else ""
+    return f"\\begin{{tabular}}[b]{{@{{}}r@{{}}}}{tex_escape(DATASET_NAMES.get(task, task))}\\\\{shots}\\end{{tabular}}"
+
+
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     """Nested config -> {"optimizer.lr": 3e-4, ...}: every configured scalar, named by its dotted key."""
     if isinstance(obj, dict):
@@ -428,9 +474,10 @@ def provenance_table(nums: Numbers) -> str:
 def build(root: Path, profile: str) -> dict[str, str]:
     """The generated files' contents, keyed by file name."""
     res = results.load_dir(root / profile)
+    paper_res = results.load_dir(root / "paper")
     reported = results.load_dir(root / "reported").get("released_model_cards")
     nums = Numbers(root)
-    status_numbers(nums, root, profile, results.load_dir(root / "paper"))
+    status_numbers(nums, root, profile, paper_res)
     data_numbers(nums, res.get("data"))
     pretrain_numbers(nums, res.get("pretrain"))
     sft_numbers(nums, res.get("sft"))
@@ -445,7 +492,7 @@ def build(root: Path, profile: str) -> dict[str, str]:
     return {"numbers.tex": nums.tex(), "figures.tex": figure_notes(res, where), "eval_table.tex": eval_table(res),
             "main_table.tex": main_table(res),
             "data_table.tex": data_table(res.get("data")), "reported_table.tex": reported_table(reported),
-            "provenance_table.tex": provenance_table(nums),
+            "provenance_table.tex": provenance_table(nums), "hub_table.tex": hub_table(paper_res, reported),
             "paper_config_table.tex": paper_config_table(res.get("configs")),
             "parity_table.tex": parity_table(res.get("parity"))}
 

@@ -27,6 +27,7 @@ DATA_KEYS = {
     "sft_curve": ("train", "summary"),
     "grpo_curve": ("train", "summary"),
     "eval": ("model", "tasks"),
+    "model_eval": ("model", "source", "tasks", "skipped"),  # `tinymath eval --model`: any HF model, as stages are
     "dry_run": ("n_params", "flops_per_token", "per_device_bytes", "predicted_days", "model"),
     "configs": ("profile", "paper"),
     "parity": (),
