@@ -1,9 +1,11 @@
-"""The schema of `configs/prepare/<profile>.yaml`: cleaning, near-dedup, mixing, decontamination, packing.
+"""The schema of `configs/prepare/<profile>.yaml`: cleaning, near-dedup, mixing, decontamination, packing, executor.
 
 Kept apart from the stage code so that the tokenizer stage reads `SourceConfig` without importing datatrove.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -33,6 +35,7 @@ class SourceConfig(Section):
     hub_config: str | None = None
     split: str = "train"
     text_field: str = "text"
+    data_files: str | None = None  # local files for a `datasets` builder named by hub_id (json, parquet): no hub
 
 
 class DedupConfig(Section):
@@ -41,7 +44,6 @@ class DedupConfig(Section):
     ngram: int = Field(default=5, gt=0)
     buckets: int = Field(default=14, gt=0)
     hashes_per_bucket: int = Field(default=8, gt=0)
-    workers: int = Field(default=1, gt=0)
     # FineWeb maps every digit to 0 before shingling; math text that differs only in its numbers (a table of 4s vs
     # a table of 7s, the same exercise with other values) is then a duplicate, so math-heavy corpora turn it off.
     normalize_numbers: bool = True
@@ -56,6 +58,26 @@ class DecontaminationConfig(Section):
 
     ngram: int = Field(default=13, gt=0)
     eval_sets: dict[str, str] = {}
+
+
+class RayConfig(Section):
+    """`executor: ray`: the cluster to join (null: start a local one with `num_cpus`) and each task's resources."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(default=None, gt=0)  # local cluster only; null = every core
+    cpus_per_task: int = Field(default=1, gt=0)
+    mem_per_cpu_gb: float = Field(default=2, gt=0)
+
+
+class SlurmConfig(Section):
+    """`executor: slurm`: one job array per step, each task a Slurm array task (see `tinymath prepare --dry-run`)."""
+
+    partition: str = "cpu"
+    time: str = "10:00:00"  # per task
+    cpus_per_task: int = Field(default=1, gt=0)
+    mem_per_cpu_gb: int = Field(default=2, gt=0)
+    env_command: str | None = None  # run before each task, e.g. "source .venv/bin/activate"
+    poll_s: int = Field(default=60, gt=0)  # how often the submitting process checks for finished tasks
 
 
 class Config(Section):
@@ -75,6 +97,13 @@ class Config(Section):
     encode_batch: int = Field(default=1024, gt=0)
     quality: QualityConfig = QualityConfig()
     dedup: DedupConfig = DedupConfig()
+    # How the datatrove steps run: `tasks` splits the per-document steps (read, tokenise, pack) and is the number of
+    # dedup signature shards; `workers` tasks run at once (local, ray; slurm: array jobs at once).
+    executor: Literal["local", "ray", "slurm"] = "local"
+    tasks: int = Field(default=1, gt=0)
+    workers: int = Field(default=1, gt=0)
+    ray: RayConfig = RayConfig()
+    slurm: SlurmConfig = SlurmConfig()
     decontamination: DecontaminationConfig = DecontaminationConfig()
 
     @property
