@@ -214,7 +214,7 @@ def counts(logs: Path, step: str) -> dict[str, Counter]:
 
 def describe(cfg: Config, plan: list[Step]) -> list[str]:
     """The plan in words: sources and token targets, steps and tasks, expected output, the executor's jobs."""
-    total, width = cfg.tokens, cfg.seq_len + 1
+    total = cfg.tokens
     lines = [f"prepare: executor {cfg.executor}, {cfg.tasks} tasks a per-document step, {cfg.workers} at once"]
     lines.append("sources (share of the training tokens; read until oversample x target pass the quality filters):"
                  if cfg.from_hub else "sources (synth corpus families; share of the training tokens):")
