@@ -5,7 +5,7 @@ slurm). Outputs `packed/` (see `tinymath.packed`) and `stats.json`.
 Offline profiles read the synth stage's `corpus/documents.jsonl`, one source per `source` family; `paper` streams each
 hub source until it holds `oversample` x its share of the training tokens. Validation documents are held out by a
 seeded hash of their text before mixing; the train split is mixed to the configured token shares. No step holds the
-corpus: documents stream through each task, and the mix holds four numbers a document.
+corpus: documents stream through each task, and the mix holds six numbers a document (`pipeline.py`).
 
     tinymath prepare --profile cpu
     tinymath prepare --profile paper --dry-run     # the plan, offline; slurm: its sbatch scripts

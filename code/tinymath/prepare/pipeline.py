@@ -7,7 +7,7 @@
     mix       split, mix the train split to the token shares, shuffle: the packing order      (1 task)
     pack      the packing order -> packed shards                                               (`tasks` tasks)
 
-Every step streams documents, or (mix) holds four numbers a document. Each step logs below `pipeline/logs/<step>/`,
+Every step streams documents, or (mix) holds six numbers a document. Each step logs below `pipeline/logs/<step>/`,
 where datatrove marks every finished task (`completions/<rank>`): an interrupted stage rerun with the same
 fingerprint keeps its work directory (`tinymath.runner`), and the executors skip the tasks already done.
 """

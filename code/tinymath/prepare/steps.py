@@ -301,19 +301,19 @@ class PackShards(PipelineStep):
                 continue
             plan = np.memmap(Path(self.plan) / f"{split}.bin", dtype="<i8", mode="r").reshape(-1, META)
             ids = read_ids(Path(self.plan) / f"{split}.ids.jsonl") if self.with_ids else None
-            with ExitStack() as self._files:
-                self._open: dict[int, object] = {}
+            with TokenFiles(Path(self.tokens)) as tokens:
                 for shard in shards:
                     with self.track_time(unit="shard"):
-                        self.write_shard(split, shard, plan, ids, summary["tokens"][split])
+                        self.write_shard(split, shard, plan, ids, summary["tokens"][split], tokens)
 
-    def write_shard(self, split: str, shard: int, plan: np.ndarray, ids: list[str] | None, total: int) -> None:
+    def write_shard(self, split: str, shard: int, plan: np.ndarray, ids: list[str] | None, total: int,
+                    tokens: TokenFiles) -> None:
         width = self.seq_len + 1
         begin, end = shard * self.rows_per_shard * width, min((shard + 1) * self.rows_per_shard * width, total)
         starts, lengths = plan[:, 3], plan[:, 2]
         first = int(np.searchsorted(starts + lengths, begin, side="right"))  # first document reaching into the shard
         last = int(np.searchsorted(starts, end, side="left"))  # one past the last starting in it
-        pieces = [self.read(plan[i], max(begin - starts[i], 0), min(end - starts[i], lengths[i]))
+        pieces = [tokens.read(plan[i], max(begin - starts[i], 0), min(end - starts[i], lengths[i]))
                   for i in range(first, last)]
         arrays = pack.pack(pieces, self.seq_len)
         name = f"{split}-{shard:05d}"
@@ -325,11 +325,19 @@ class PackShards(PipelineStep):
         (Path(self.entries) / f"{name}.json").write_text(json.dumps(entry) + "\n")
         self.stat_update("rows", value=entry["rows"])
 
+
+class TokenFiles(ExitStack):
+    """The token shards of the tokenize step, each opened once (a pack task reads documents in shuffled order)."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder, self.files = folder, {}
+
     def read(self, doc: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Tokens [lo, hi) of the document whose plan row is `doc` (task, offset, count, start)."""
         task = int(doc[0])
-        if task not in self._open:
-            self._open[task] = self._files.enter_context(open(Path(self.tokens) / f"{rank_name(task)}.tokens.bin", "rb"))
-        f = self._open[task]
+        if task not in self.files:
+            self.files[task] = self.enter_context(open(self.folder / f"{rank_name(task)}.tokens.bin", "rb"))
+        f = self.files[task]
         f.seek((int(doc[1]) + int(lo)) * 4)
         return np.fromfile(f, dtype="<i4", count=int(hi - lo)).astype(np.int32)
