@@ -5,11 +5,26 @@ Kept apart from the stage code so that the tokenizer stage reads `SourceConfig` 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from tinymath.config import Requirements, Section
+
+
+class OmitsDefaults(Section):
+    """A section whose `OMITTED` fields are left out of its dump while at their defaults: fields added to the schema
+    later, so a config that does not use them resolves (config.yaml, fingerprint, output hashes) as it did before."""
+
+    OMITTED: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
+        data = handler(self)
+        for key in self.OMITTED:
+            if getattr(self, key) == type(self).model_fields[key].get_default(call_default_factory=True):
+                data.pop(key, None)
+        return data
 
 
 class QualityConfig(Section):
@@ -21,7 +36,7 @@ class QualityConfig(Section):
     max_top_ngram_ratio: float = Field(default=0.3, ge=0, le=1)  # chars in the most frequent word 3-gram / chars
 
 
-class SourceConfig(Section):
+class SourceConfig(OmitsDefaults):
     """One pretraining source and its target share of the training tokens.
 
     Offline profiles read the synth corpus's documents whose `source` equals `family` (default: the source's key);
@@ -37,6 +52,8 @@ class SourceConfig(Section):
     text_field: str = "text"
     data_files: str | None = None  # local files for a `datasets` builder named by hub_id (json, parquet): no hub
 
+    OMITTED: ClassVar[tuple[str, ...]] = ("data_files",)
+
 
 class DedupConfig(Section):
     """MinHash near-duplicate removal with FineWeb's parameters: 5-grams, 14 bands x 8 hashes."""
@@ -44,6 +61,7 @@ class DedupConfig(Section):
     ngram: int = Field(default=5, gt=0)
     buckets: int = Field(default=14, gt=0)
     hashes_per_bucket: int = Field(default=8, gt=0)
+    workers: int = Field(default=1, gt=0)  # bucket tasks (one a band) run at once
     # FineWeb maps every digit to 0 before shingling; math text that differs only in its numbers (a table of 4s vs
     # a table of 7s, the same exercise with other values) is then a duplicate, so math-heavy corpora turn it off.
     normalize_numbers: bool = True
@@ -80,7 +98,7 @@ class SlurmConfig(Section):
     poll_s: int = Field(default=60, gt=0)  # how often the submitting process checks for finished tasks
 
 
-class Config(Section):
+class Config(OmitsDefaults):
     seed: int = 0
     requires: Requirements = Requirements()
     sources: dict[str, SourceConfig] = Field(min_length=1)
@@ -97,14 +115,17 @@ class Config(Section):
     encode_batch: int = Field(default=1024, gt=0)
     quality: QualityConfig = QualityConfig()
     dedup: DedupConfig = DedupConfig()
-    # How the datatrove steps run: `tasks` splits the per-document steps (read, tokenise, pack) and is the number of
-    # dedup signature shards; `workers` tasks run at once (local, ray; slurm: array jobs at once).
+    # How the datatrove steps run (docs/pipeline.md): `tasks` splits the per-document steps (read, tokenize, pack) and
+    # is the number of MinHash signature shards; `workers` of their tasks run at once (local processes, Ray tasks,
+    # Slurm array tasks); `dedup.workers` bucket tasks run at once.
     executor: Literal["local", "ray", "slurm"] = "local"
     tasks: int = Field(default=1, gt=0)
     workers: int = Field(default=1, gt=0)
     ray: RayConfig = RayConfig()
     slurm: SlurmConfig = SlurmConfig()
     decontamination: DecontaminationConfig = DecontaminationConfig()
+
+    OMITTED: ClassVar[tuple[str, ...]] = ("executor", "tasks", "workers", "ray", "slurm")
 
     @property
     def from_hub(self) -> bool:

@@ -93,17 +93,22 @@ def reader(cfg: Config, tokenizer: Path, corpus: Path | None, qualities: dict) -
 def executor(cfg: Config, step: Step, logs: Path, depends: PipelineExecutor | None = None) -> PipelineExecutor:
     common = {"pipeline": step.pipeline, "tasks": step.tasks, "logging_dir": str(logs / step.name),
               "skip_completed": True}
+    workers = at_once(cfg, step)
     if cfg.executor == "local":
         # fork: workers inherit the quiet datatrove logger (a failing task's error is the stage's one-line error)
-        return LocalPipelineExecutor(**common, workers=min(cfg.workers, step.tasks), start_method="fork")
+        return LocalPipelineExecutor(**common, workers=workers, start_method="fork")
     if cfg.executor == "ray":
-        return RayPipelineExecutor(**common, workers=cfg.workers, cpus_per_task=cfg.ray.cpus_per_task,
+        return RayPipelineExecutor(**common, workers=workers, cpus_per_task=cfg.ray.cpus_per_task,
                                    mem_per_cpu_gb=cfg.ray.mem_per_cpu_gb)
     s = cfg.slurm
-    return SlurmPipelineExecutor(**common, workers=cfg.workers, time=s.time, partition=s.partition,
+    return SlurmPipelineExecutor(**common, workers=workers, time=s.time, partition=s.partition,
                                  cpus_per_task=s.cpus_per_task, mem_per_cpu_gb=s.mem_per_cpu_gb,
                                  job_name=f"tinymath-prepare-{step.name}", env_command=s.env_command,
                                  slurm_logs_folder=str(logs / step.name / "slurm"), depends=depends)
+
+
+def at_once(cfg: Config, step: Step) -> int:
+    return min(cfg.dedup.workers if step.name == "buckets" else cfg.workers, step.tasks)
 
 
 def run(cfg: Config, plan: list[Step], logs: Path, after: Callable[[str], None]) -> None:
@@ -255,6 +260,6 @@ def layout(cfg: Config, plan: list[Step]) -> str:
                 f"CPU, up to {cfg.workers} at once; steps in order")
     s = cfg.slurm
     jobs = [f"tinymath-prepare-{p.name}: {p.tasks} task(s) in {-(-p.tasks // MAX_ARRAY)} array(s), "
-            f"{min(cfg.workers, p.tasks)} at once" for p in plan]
+            f"{at_once(cfg, p)} at once" for p in plan]
     return (f"one job array a step, each after the previous (afterok); partition {s.partition}, time {s.time}, "
             f"{s.cpus_per_task} CPU(s) and {s.mem_per_cpu_gb} GB a CPU per task:\n  " + "\n  ".join(jobs))
