@@ -1,4 +1,4 @@
-"""Throughput of the data stage's hot paths on real text: tokenise + pack, and MinHash near-dedup.
+"""Throughput of the data stage's hot path on real text: tokenise + pack (the whole pipeline: data_scale.py).
 
     RAYON_NUM_THREADS=1 python benchmarks/data_pipeline.py            # per-core numbers (target: >= 1M tokens/s)
     python benchmarks/data_pipeline.py --vocab 32000 --repeat 3
@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 from tinymath import paths
-from tinymath.prepare import dedup, pack
-from tinymath.prepare.config import DedupConfig
+from tinymath.prepare import pack
 from tinymath.tokenizer import train_tokenizer
 
 SOURCES = (("../shared/data/gsm8k/train.jsonl", ("question", "answer")),
@@ -55,7 +53,6 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=2048)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--dedup-docs", type=int, default=5000)
     args = ap.parse_args()
     threads = int(os.environ.get("RAYON_NUM_THREADS", os.cpu_count()))
     texts = load_texts()
@@ -72,12 +69,6 @@ def main() -> None:
         print(f"{name}: {tokens / wall / 1e6:.2f} M tokens/s wall ({wall:.2f} s), {tokens / cpu / 1e6:.2f} M tokens/s "
               f"per core-second of CPU, {megabytes / cpu:.1f} MB/s per core")
     print(f"rows: {rows['tokens'].shape[0]} x {args.seq_len + 1}")
-
-    sample = texts[:args.dedup_docs]
-    with tempfile.TemporaryDirectory() as work:
-        wall, cpu, removed = best_of(1, lambda: dedup.near_duplicates(sample, DedupConfig(), Path(work)))
-    print(f"dedup (datatrove MinHash 5-gram, 14x8, 1 worker): {len(sample) / wall:.0f} docs/s wall, "
-          f"{len(sample) / cpu:.0f} docs/s per core-second ({len(sample)} docs, {len(removed)} removed)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     tinymath synth --profile cpu                # embedded offline datasets
     tinymath tokenizer --profile cpu
     tinymath prepare --profile cpu              # filter, dedup, mix, decontaminate, pack
+    tinymath prepare --profile paper --dry-run  # its plan and job layout, offline
     tinymath pretrain --profile cpu [--dry-run | --print-batch 10]
     tinymath convert | sft | grpo | eval | report --profile cpu
     tinymath eval --model PATH_OR_HUB_ID[@REVISION] --name NAME --profile paper   # any HF causal LM
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                                             "@revision) instead of the stages' models")
     evaluation.add_argument("--name", help="its name in runs/<profile>/eval-models/ "
                                            "(default: the last part of --model)")
+    prepare = stages["prepare"]
+    prepare.add_argument("--dry-run", action="store_true",
+                         help="print the plan (sources, steps, tasks, output shards and bytes, executor jobs) offline; "
+                              "slurm: also write its sbatch scripts")
+    prepare.add_argument("--out", type=Path, help="--dry-run: folder for the sbatch scripts "
+                                                  "(default: <runs>/<profile>/prepare-plan)")
     report = stages["report"]
     report.add_argument("action", nargs="?", choices=["collect", "figures", "paper", "publish"], default="collect",
                         help="collect: results of a profile's runs (the stage); figures/paper: from --results; "
@@ -155,6 +162,14 @@ def dispatch(args: argparse.Namespace) -> int:
             pretrain.dry_run(cfg)
         else:  # the batch order is the pretraining loader's
             pretrain.print_batch(cfg, (args.runs or paths.runs_root()) / runner.profile_of(path), args.print_batch)
+        return 0
+    if cmd == "prepare" and args.dry_run:
+        from tinymath import prepare
+
+        path = _config(args, "prepare")
+        root = (args.runs or paths.runs_root()) / runner.profile_of(path)
+        cfg = load_config(path, prepare.Config, args.overrides)
+        print("\n".join(prepare.dry_run(cfg, root, args.out or root / "prepare-plan")))
         return 0
     if cmd == "report" and args.action != "collect":
         from tinymath import report

@@ -30,8 +30,12 @@ STAGE_MODELS = {"base": ("convert", "hf"), "sft": ("sft", "model"), "grpo": ("gr
 MODEL_NAMES = {"base": "base", "sft": "SFT", "grpo": "GRPO"}
 
 
-def iter_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
-    """The objects of a JSONL file, streamed; a UserError names the first bad line (and an empty file)."""
+def iter_jsonl(path: Path, required: tuple[str, ...] = (), shard: tuple[int, int] = (0, 1)
+               ) -> Iterator[dict[str, Any]]:
+    """The objects of a JSONL file, streamed; a UserError names the first bad line (and an empty file).
+
+    shard (k, n): only the objects k, k + n, k + 2n, ... (counting non-empty lines), the others left unparsed.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
@@ -40,7 +44,8 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str,
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 if line.strip():
-                    yield _parse(line, path, number, required)
+                    if count % shard[1] == shard[0]:
+                        yield _parse(line, path, number, required)
                     count += 1
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None

@@ -252,6 +252,18 @@ def test_empty_tokenizer_corpus_is_an_error_not_a_tiny_vocabulary(smoke_synth, t
     assert_one_line_error(result, 2, "yield only", "too small or empty")
 
 
+@pytest.mark.parametrize("workers", [1, 2])  # in process, and in datatrove's worker processes
+def test_damaged_corpus_line_is_a_one_line_error_from_the_data_pipeline(smoke_synth, tmp_path, workers):
+    runs = tmp_path / "runs"
+    os.system(f"cp -r {smoke_synth} {runs}")
+    corpus = runs / "smoke" / "synth" / "corpus" / "documents.jsonl"
+    lines = corpus.read_text().splitlines(keepends=True)
+    corpus.write_text("".join(lines[:4]) + '{"id": 4, "source": \n' + "".join(lines[5:]))
+    result = tinymath("prepare", "--profile", "smoke", "--runs", str(runs), "--set", "tasks=2",
+                      "--set", f"workers={workers}")
+    assert_one_line_error(result, 2, f"{corpus}:5: invalid JSON")
+
+
 # --- config errors ---------------------------------------------------------------------------------------------------
 
 def test_trainer_values_are_typed_like_the_trl_fields():

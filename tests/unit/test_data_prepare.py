@@ -97,16 +97,6 @@ def packed_document_ids(out: Path) -> set[str]:
     return {d for shards in index["splits"].values() for s in shards for row in s["documents"] for d in row}
 
 
-def test_dedup_removes_planted_near_duplicates_and_keeps_distinct(tmp_path):
-    texts = distinct_texts(150, seed=1)
-    pairs = {150 + k: i for k, i in enumerate(range(0, 60, 3))}  # index of the edited copy -> its original
-    texts += [edited(texts[i], i) for i in pairs.values()]
-    removed = dedup.near_duplicates(texts, DedupConfig(), tmp_path)
-    assert len(removed) == len(pairs)
-    assert all((copy in removed) != (orig in removed) for copy, orig in pairs.items())  # one of each pair kept
-    assert removed <= set(pairs) | set(pairs.values())  # no distinct document removed
-
-
 @pytest.mark.parametrize("text", ["The Quick, brown fox: 12 jumps over 3.5 lazy dogs; the end of it all.",
                                   "Café déjà vu: naïve façade, résumé of 2,024 élèves and 7 more words here."])
 def test_dedup_signature_matches_datatrove_shingles(text, tmp_path):
@@ -192,23 +182,22 @@ def test_paper_config_validates_with_hub_ids_and_fails_fast_offline(monkeypatch,
         runner.run_stage("tokenizer", paths.CONFIGS / "tokenizer" / "paper.yaml", runs=tmp_path)
 
 
-def test_prepare_paper_flow_streams_each_source_to_its_token_budget(monkeypatch, tmp_path):
-    """The hub path end to end, with the hub replaced by endless local streams (the network is the only fake)."""
+def test_prepare_paper_flow_streams_each_source_to_its_token_budget(tmp_path):
+    """The hub path end to end through datatrove's streaming HF reader, on local JSONL files (`data_files`)."""
     make_runs(tmp_path, gsm_question=None)
-    read = {}
-
-    def fake_stream(name, source):
-        for i, text in enumerate(distinct_texts(2000, seed=len(name))):
-            read[name] = i + 1
-            yield text
-
-    monkeypatch.setattr("tinymath.prepare.hub.stream_source", fake_stream)
     cfg = load_config(paths.CONFIGS / "prepare" / "paper.yaml", stage.Config)
-    paper = stage.Config.model_validate(cfg.model_dump() | {"tokens": 20_000, "seq_len": 64,
-                                                            "validation_fraction": 0.1, "dedup": {"workers": 1}})
+    sources = {}
+    for name, source in cfg.sources.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in distinct_texts(2000, seed=len(name))))
+        sources[name] = source.model_dump() | {"hub_id": "json", "hub_config": None, "text_field": "text",
+                                               "data_files": str(path)}
+    paper = stage.Config.model_validate(cfg.model_dump() | {"tokens": 20_000, "seq_len": 64, "sources": sources,
+                                                            "validation_fraction": 0.1, "executor": "local",
+                                                            "tasks": 1, "workers": 1})
     stats = json.loads((run_prepare(tmp_path, paper) / "stats.json").read_text())
     for name, source in paper.sources.items():
-        assert read[name] < 2000  # stopped once oversample x share x tokens were streamed
+        assert stats["documents"][name] < 2000  # stopped once oversample x share x tokens were streamed
         target = source.share * 20_000  # a few hundred tokens a document: half a document is 2-5% of a target
         assert abs(stats["mix"][name]["tokens"] - target) <= 0.06 * target
     assert "synth_gsm_test" not in stats["decontamination"]

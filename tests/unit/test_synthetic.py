@@ -282,19 +282,37 @@ def test_corpus_holds_no_test_problem():
 FAMILIES = ("math_tables", "math_prose", "edu_english", "worked_examples")
 
 
+def minhash_removed(texts: list[str], work: Path) -> int:
+    """How many of `texts` the prepare stage's MinHash steps (datatrove's, its settings) remove."""
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
+
+    from tinymath.prepare import dedup, steps
+    from tinymath.prepare.config import DedupConfig
+
+    corpus = work / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "source": "f", "text": t}) + "\n" for i, t in enumerate(texts)))
+    mh = dedup.minhash_config(DedupConfig(normalize_numbers=False))
+    sig, buckets, remove = (str(work / d) for d in ("signatures", "buckets", "remove"))
+    stages = [([steps.SynthCorpus(str(corpus), {"f": "f"}), dedup.Signature(sig, config=mh,
+                                                                          language=dedup.WhitespaceWords())], 1),
+              ([MinhashDedupBuckets(sig, buckets, config=mh)], mh.num_buckets),
+              ([MinhashDedupCluster(buckets, remove, config=mh)], 1)]
+    for i, (pipeline, tasks) in enumerate(stages):
+        LocalPipelineExecutor(pipeline, tasks=tasks, workers=1, logging_dir=str(work / f"logs{i}")).run()
+    path = work / "remove" / "000000.remove"
+    return path.stat().st_size // 4 if path.is_file() else 0  # uint32 document indices
+
+
 @pytest.fixture(scope="module")
 def family_removal(tmp_path_factory) -> dict[str, float]:
     """Share of each family's documents that MinHash dedup (the prepare stage's settings) removes, without reposts."""
-    from tinymath.prepare import dedup
-    from tinymath.prepare.config import DedupConfig
-
     removed = {}
     for family in FAMILIES:
         cfg = SynthConfig(corpus=CorpusConfig(documents=1500, sources={family: 1.0}, duplicate_fraction=0.0,
                                               near_duplicate_fraction=0.0))
         texts = [d["text"] for d in Corpus(cfg, 0).generate()]
-        gone = dedup.near_duplicates(texts, DedupConfig(normalize_numbers=False), tmp_path_factory.mktemp(family))
-        removed[family] = len(gone) / len(texts)
+        removed[family] = minhash_removed(texts, tmp_path_factory.mktemp(family)) / len(texts)
     return removed
 
 

@@ -1,13 +1,30 @@
-"""The schema of `configs/prepare/<profile>.yaml`: cleaning, near-dedup, mixing, decontamination, packing.
+"""The schema of `configs/prepare/<profile>.yaml`: cleaning, near-dedup, mixing, decontamination, packing, executor.
 
 Kept apart from the stage code so that the tokenizer stage reads `SourceConfig` without importing datatrove.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import ClassVar, Literal
+
+from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from tinymath.config import Requirements, Section
+
+
+class OmitsDefaults(Section):
+    """A section whose `OMITTED` fields are left out of its dump while at their defaults: fields added to the schema
+    later, so a config that does not use them resolves (config.yaml, fingerprint, output hashes) as it did before."""
+
+    OMITTED: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
+        data = handler(self)
+        for key in self.OMITTED:
+            if getattr(self, key) == type(self).model_fields[key].get_default(call_default_factory=True):
+                data.pop(key, None)
+        return data
 
 
 class QualityConfig(Section):
@@ -19,7 +36,7 @@ class QualityConfig(Section):
     max_top_ngram_ratio: float = Field(default=0.3, ge=0, le=1)  # chars in the most frequent word 3-gram / chars
 
 
-class SourceConfig(Section):
+class SourceConfig(OmitsDefaults):
     """One pretraining source and its target share of the training tokens.
 
     Offline profiles read the synth corpus's documents whose `source` equals `family` (default: the source's key);
@@ -33,6 +50,9 @@ class SourceConfig(Section):
     hub_config: str | None = None
     split: str = "train"
     text_field: str = "text"
+    data_files: str | None = None  # local files for a `datasets` builder named by hub_id (json, parquet): no hub
+
+    OMITTED: ClassVar[tuple[str, ...]] = ("data_files",)
 
 
 class DedupConfig(Section):
@@ -41,7 +61,7 @@ class DedupConfig(Section):
     ngram: int = Field(default=5, gt=0)
     buckets: int = Field(default=14, gt=0)
     hashes_per_bucket: int = Field(default=8, gt=0)
-    workers: int = Field(default=1, gt=0)
+    workers: int = Field(default=1, gt=0)  # bucket tasks (one a band) run at once
     # FineWeb maps every digit to 0 before shingling; math text that differs only in its numbers (a table of 4s vs
     # a table of 7s, the same exercise with other values) is then a duplicate, so math-heavy corpora turn it off.
     normalize_numbers: bool = True
@@ -58,7 +78,27 @@ class DecontaminationConfig(Section):
     eval_sets: dict[str, str] = {}
 
 
-class Config(Section):
+class RayConfig(Section):
+    """`executor: ray`: the cluster to join (null: start a local one with `num_cpus`) and each task's resources."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(default=None, gt=0)  # local cluster only; null = every core
+    cpus_per_task: int = Field(default=1, gt=0)
+    mem_per_cpu_gb: float = Field(default=2, gt=0)
+
+
+class SlurmConfig(Section):
+    """`executor: slurm`: one job array per step, each task a Slurm array task (see `tinymath prepare --dry-run`)."""
+
+    partition: str = "cpu"
+    time: str = "10:00:00"  # per task
+    cpus_per_task: int = Field(default=1, gt=0)
+    mem_per_cpu_gb: int = Field(default=2, gt=0)
+    env_command: str | None = None  # run before each task, e.g. "source .venv/bin/activate"
+    poll_s: int = Field(default=60, gt=0)  # how often the submitting process checks for finished tasks
+
+
+class Config(OmitsDefaults):
     seed: int = 0
     requires: Requirements = Requirements()
     sources: dict[str, SourceConfig] = Field(min_length=1)
@@ -75,7 +115,17 @@ class Config(Section):
     encode_batch: int = Field(default=1024, gt=0)
     quality: QualityConfig = QualityConfig()
     dedup: DedupConfig = DedupConfig()
+    # How the datatrove steps run (docs/pipeline.md): `tasks` splits the per-document steps (read, tokenize, pack) and
+    # is the number of MinHash signature shards; `workers` of their tasks run at once (local processes, Ray tasks,
+    # Slurm array tasks); `dedup.workers` bucket tasks run at once.
+    executor: Literal["local", "ray", "slurm"] = "local"
+    tasks: int = Field(default=1, gt=0)
+    workers: int = Field(default=1, gt=0)
+    ray: RayConfig = RayConfig()
+    slurm: SlurmConfig = SlurmConfig()
     decontamination: DecontaminationConfig = DecontaminationConfig()
+
+    OMITTED: ClassVar[tuple[str, ...]] = ("executor", "tasks", "workers", "ray", "slurm")
 
     @property
     def from_hub(self) -> bool:

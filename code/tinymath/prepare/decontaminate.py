@@ -55,15 +55,3 @@ class VerbatimIndex:
                 if any(p in text for p in self.by_prefix[head]):
                     return True
         return False
-
-
-def contaminated(texts: Sequence[str], indexes: dict[str, NgramIndex | VerbatimIndex]) -> dict[str, set[int]]:
-    """Per evaluation set, the indices of documents it contaminates (each counted under the first set it hits)."""
-    found: dict[str, set[int]] = {name: set() for name in indexes}
-    for i, text in enumerate(texts):
-        tokens = words(text)
-        for name, index in indexes.items():
-            if index.hits(text, tokens):
-                found[name].add(i)
-                break
-    return found

@@ -4,18 +4,18 @@ Documents are concatenated, each followed by <|endoftext|>, and cut into rows of
 documents get segment ids 1, 2, ... and positions restarting at 0 for each document, so attention and the loss never
 cross a document boundary. A document that continues into the next row restarts its positions there too (positions
 stay below seq_len, whatever the document length). Only the last row of a split is padded (<|pad|>, segment 0), and
-padding is never a target (`packed.loss_mask`).
+padding is never a target (`packed.loss_mask`). `steps.PackShards` packs one output shard at a time: its token
+range of the split's stream, the first document possibly a continuation, gives the same rows as the whole stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from tinymath import packed, specials
+from tinymath import specials
 
 
 def encode(tok: Tokenizer, texts: Sequence[str], batch: int) -> list[np.ndarray]:
@@ -57,22 +57,3 @@ def row_documents(lengths: np.ndarray, doc_ids: Sequence[str], width: int) -> li
     first = np.searchsorted(ends, np.arange(rows) * width, side="right")  # [R] first document touching each row
     last = np.searchsorted(begins, (np.arange(rows) + 1) * width, side="left")  # [R] one past the last
     return [list(doc_ids[a:b]) for a, b in zip(first, last)]
-
-
-def write_split(directory: Path, split: str, docs: Sequence[np.ndarray], doc_ids: Sequence[str] | None,
-                seq_len: int, rows_per_shard: int) -> list[dict]:
-    """Pack a split and write it as shards `<split>-NNNNN`; return their index entries."""
-    arrays = pack(docs, seq_len)
-    rows = arrays["tokens"].shape[0]
-    per_row = None
-    if doc_ids is not None:
-        per_row = row_documents(np.fromiter(map(len, docs), np.int64, len(docs)), doc_ids, seq_len + 1)
-    entries = []
-    for shard, start in enumerate(range(0, rows, rows_per_shard)):
-        name = f"{split}-{shard:05d}"
-        packed.write_shard(directory, name, {k: v[start:start + rows_per_shard] for k, v in arrays.items()})
-        entry = {"name": name, "rows": min(rows_per_shard, rows - start)}
-        if per_row is not None:
-            entry["documents"] = per_row[start:start + rows_per_shard]
-        entries.append(entry)
-    return entries
