@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 from tinymath import paths
 from tinymath.prepare import pack

@@ -80,7 +80,10 @@ def test_unknown_reward_is_user_error(tmp_path):
 def test_grpo_stage_writes_model_and_metrics(tmp_path, tiny_tokenizer):
     make_upstream(tmp_path / "smoke", tiny_tokenizer, model_stage="sft", model_dir="model")
     out = runner.run_stage("grpo", runner.config_path("grpo", "smoke"), runs=tmp_path,
-                           overrides=["trainer.bf16=false", "trainer.max_completion_length=8"])
+                           overrides=["trainer.bf16=false", "trainer.max_completion_length=8",
+                                      # every reward, and the KL term with its reference model
+                                      "rewards=[correctness, strict_format, repetition]",
+                                      "trainer.reward_weights=[1.0, 0.2, 0.5]", "trainer.beta=0.01"])
     assert (out / "model" / "model.safetensors").is_file() and not (out / "checkpoints").exists()
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]

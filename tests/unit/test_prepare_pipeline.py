@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_data_prepare import cpu_config, distinct_texts, make_runs, run_prepare
-from tinymath import manifest, paths
+
+from tinymath import manifest
 
 REPO = Path(__file__).resolve().parents[2]
 

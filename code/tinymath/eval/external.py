@@ -20,6 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
 from tinymath import log, manifest, paths, runner
 from tinymath.config import config_digest
 from tinymath.errors import UserError

@@ -32,7 +32,6 @@ from tinymath.log import logger
 from tinymath.prepare import dedup, steps
 from tinymath.prepare.config import Config
 
-
 MAX_ARRAY = 1001  # SlurmPipelineExecutor's default max_array_size: more tasks are several arrays
 
 
