@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("agg")  # no display, same rendering everywhere
 import matplotlib.pyplot as plt  # noqa: E402
@@ -136,15 +135,17 @@ def grpo_rewards(res: Results) -> Figure:
 def learning_curves(res: Results) -> Figure:
     """Greedy dev-subset accuracy during SFT and GRPO, against the stage's step and its wall time."""
     stages = [s for s in ("sft", "grpo") if s in res and data(res, s).get("dev_curve")]
-    fig, axes = plt.subplots(1, len(stages), figsize=WIDE if len(stages) > 1 else (3.4, 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(stages), figsize=WIDE if len(stages) > 1 else (3.4, 2.6), squeeze=False,
+                             sharey=True)  # one accuracy scale from 0: a stage's change reads at its true size
     for ax, stage in zip(axes[0], stages):
         curve = data(res, stage)["dev_curve"]
-        steps, wall = [r["step"] for r in curve], [r["wall_s"] / 60 for r in curve]
+        steps = [r["step"] for r in curve]
         ax.plot(steps, [100 * r["accuracy"] for r in curve], marker="o", ms=3, color=MODEL_COLOURS[stage])
         ax.set(xlabel="step", ylabel=f"dev accuracy (%, n={curve[0]['n']})", title=f"{stage.upper()} learning curve")
-        top = ax.secondary_xaxis("top", functions=(lambda x, s=steps, w=wall: np.interp(x, s, w),
-                                                   lambda x, s=steps, w=wall: np.interp(x, w, s)))
-        top.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+        ax.set_ylim(bottom=0)
+        # The wall time of each measured point, above it: no interpolation beyond the measurements.
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(steps, [f"{r['wall_s'] / 60:.1f}" for r in curve], fontsize="x-small")
         top.set_xlabel("wall time (min)")
     return fig
 
