@@ -40,7 +40,7 @@ class Sampling:
 
 
 def model_path(model: str, profile: str, runs: Path | None = None) -> Path:
-    """A stage name (base, sft, grpo: that stage's model of the profile) or a model directory."""
+    """A stage name (base, sft, grpo, dpo: that stage's model of the profile) or a model directory."""
     if model in STAGE_MODELS:
         stage, sub = STAGE_MODELS[model]
         path = Path(runs or paths.runs_root()) / profile / stage / sub

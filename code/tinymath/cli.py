@@ -5,7 +5,7 @@
     tinymath prepare --profile cpu              # filter, dedup, mix, decontaminate, pack
     tinymath prepare --profile paper --dry-run  # its plan and job layout, offline
     tinymath pretrain --profile cpu [--dry-run | --print-batch 10]
-    tinymath convert | sft | grpo | eval | report --profile cpu
+    tinymath convert | sft | grpo | dpo | eval | report --profile cpu
     tinymath eval --model PATH_OR_HUB_ID[@REVISION] --name NAME --profile paper   # any HF causal LM
     tinymath chat --model sft --profile cpu [--prompt "What is 12 * 7?"]
     tinymath report figures --results results/cpu --out figures
@@ -49,6 +49,7 @@ HELP = {
     "convert": "convert the JAX checkpoint to Hugging Face and prove logit parity",
     "sft": "supervised fine-tuning with TRL (ChatML, assistant-only loss)",
     "grpo": "GRPO with verifiable rewards (TRL)",
+    "dpo": "DPO on the SFT model's own correct/incorrect answer pairs (TRL)",
     "eval": "evaluate every stage's model with lm-evaluation-harness",
     "report": "collect results; regenerate figures and the paper",
 }
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, help="verdict JSON (default: verdict.json beside the fresh results)")
 
     chat = sub.add_parser("chat", help="chat with a model in the terminal (streamed, through its chat template)")
-    chat.add_argument("--model", required=True, help="base, sft, grpo (the profile's stage model) or a model directory")
+    chat.add_argument("--model", required=True,
+                      help="base, sft, grpo, dpo (the profile's stage model) or a model directory")
     chat.add_argument("--profile", default="cpu")
     chat.add_argument("--prompt", help="answer this one message and exit")
     chat.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")

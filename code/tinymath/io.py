@@ -2,7 +2,7 @@
 
 - JSONL: one JSON object per line; a reader names the file and line of anything malformed, and an empty file is an
   error, never an empty dataset.
-- The metrics log (`metrics.jsonl` of pretrain, sft, grpo): one object per logged step, with the keys of
+- The metrics log (`metrics.jsonl` of pretrain, sft, grpo, dpo): one object per logged step, with the keys of
   `METRIC_KEYS`, which its writers and the report's reader share.
 - Tokenizer files and safetensors weights, read with one-line errors when missing or damaged.
 - The models the pipeline's stages produce (`STAGE_MODELS`) and the grid of their evaluation results that the
@@ -24,10 +24,13 @@ METRIC_KEYS = {
     "pretrain": ("step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "val_loss"),
     "sft": ("step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "entropy", "token_accuracy"),
     "grpo": ("step", "loss", "reward_mean", "reward_std", "rewards", "kl", "completion_length", "frac_zero_std"),
+    "dpo": ("step", "epoch", "loss", "lr", "grad_norm", "reward_accuracy", "reward_margin", "reward_chosen",
+            "reward_rejected"),
 }
 # Model name -> (stage, directory below its run directory): the Hugging Face models the pipeline produces.
-STAGE_MODELS = {"base": ("convert", "hf"), "sft": ("sft", "model"), "grpo": ("grpo", "model")}
-MODEL_NAMES = {"base": "base", "sft": "SFT", "grpo": "GRPO"}
+STAGE_MODELS = {"base": ("convert", "hf"), "sft": ("sft", "model"), "grpo": ("grpo", "model"),
+                "dpo": ("dpo", "model")}
+MODEL_NAMES = {"base": "base", "sft": "SFT", "grpo": "GRPO", "dpo": "DPO"}
 
 
 def iter_jsonl(path: Path, required: tuple[str, ...] = (), shard: tuple[int, int] = (0, 1)

@@ -59,6 +59,7 @@ PIPELINE = (
     StageSpec("convert", "tinymath.convert"),
     StageSpec("sft", "tinymath.posttrain.sft"),
     StageSpec("grpo", "tinymath.posttrain.grpo"),
+    StageSpec("dpo", "tinymath.posttrain.dpo"),
     StageSpec("eval", "tinymath.eval"),
     StageSpec("report", "tinymath.report"),
 )

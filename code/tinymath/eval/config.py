@@ -1,8 +1,8 @@
 """The eval config: which models, which suites of tasks, and the one set of harness settings they all share.
 
-One config evaluates every stage, so that no stage's number comes from another metric or subset: the base, SFT and
-GRPO models see the same tasks, subset (`limit`), generation length and scoring; suites differ only in how a model
-is prompted (few-shot text vs. chat template).
+One config evaluates every stage, so that no stage's number comes from another metric or subset: the base, SFT,
+GRPO and DPO models see the same tasks, subset (`limit`), generation length and scoring; suites differ only in how a
+model is prompted (few-shot text vs. chat template).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tinymath.config import Requirements, Section
 from tinymath.eval.tasks import TASKS
 from tinymath.io import STAGE_MODELS
 
-Model = Literal["base", "sft", "grpo"]  # the keys of tinymath.io.STAGE_MODELS
+Model = Literal["base", "sft", "grpo", "dpo"]  # the keys of tinymath.io.STAGE_MODELS
 
 
 class TaskSettings(Section):

@@ -1,2 +1,2 @@
-"""Post-training with TRL: the stages `sft` and `grpo` on the converted base model, their shared plumbing
+"""Post-training with TRL: the stages `sft`, `grpo` and `dpo` on the converted base model, their shared plumbing
 (`common`), the ChatML formatting of math records (`chat`) and GRPO's verifiable rewards (`rewards`)."""

@@ -63,25 +63,35 @@ class DevCurve(TrainerCallback):
             self.log.append({"step": state.global_step, "wall_s": round(wall, 1),
                              "accuracy": sum(verdicts) / len(verdicts), "n": len(verdicts)})
 
-    @torch.no_grad()
     def answers(self, model: Any) -> list[str]:
         """Greedy completions of every dev problem, decoded with the reasoning delimiters kept."""
-        was_training, side = model.training, self.tok.padding_side
-        model.eval()
-        self.tok.padding_side = "left"  # generation appends to the right end of every row
-        try:
-            return [text for i in range(0, len(self.questions), self.cfg.batch_size)
-                    for text in self.generate(model, self.questions[i:i + self.cfg.batch_size])]
-        finally:
-            self.tok.padding_side = side
-            model.train(was_training)
+        return generate(model, self.tok, self.questions, self.cfg.max_new_tokens, self.cfg.batch_size)
 
-    def generate(self, model: Any, questions: list[str]) -> list[str]:
-        chats = [self.tok.apply_chat_template(prompt(q), tokenize=False, add_generation_prompt=True)
-                 for q in questions]
-        batch = self.tok(chats, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        out = model.generate(**batch, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
-                             eos_token_id=list(specials.STOP_IDS), pad_token_id=specials.PAD_ID, use_cache=True)
-        drop = set(specials.STOP_IDS) | {specials.PAD_ID}
-        return [self.tok.decode([t for t in row[batch["input_ids"].shape[1]:].tolist() if t not in drop])
-                for row in out]
+
+@torch.no_grad()
+def generate(model: Any, tok: Any, questions: list[str], max_new_tokens: int, batch_size: int, samples: int = 1,
+             temperature: float = 0.0) -> list[str]:
+    """`samples` completions per question through the chat template (greedy at temperature 0), in question order,
+    decoded with <think> and </think> kept and the stop and padding tokens dropped. Sampling draws from torch's
+    global generator: seed it for a reproducible draw."""
+    was_training, side = model.training, tok.padding_side
+    model.eval()
+    tok.padding_side = "left"  # generation appends to the right end of every row
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else \
+        {"do_sample": False}
+    drop = set(specials.STOP_IDS) | {specials.PAD_ID}
+    out = []
+    try:
+        for i in range(0, len(questions), batch_size):
+            chats = [tok.apply_chat_template(prompt(q), tokenize=False, add_generation_prompt=True)
+                     for q in questions[i:i + batch_size]]
+            batch = tok(chats, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            rows = model.generate(**batch, max_new_tokens=max_new_tokens, num_return_sequences=samples,
+                                  eos_token_id=list(specials.STOP_IDS), pad_token_id=specials.PAD_ID, use_cache=True,
+                                  **sampling)
+            start = batch["input_ids"].shape[1]
+            out += [tok.decode([t for t in row[start:].tolist() if t not in drop]) for row in rows]
+    finally:
+        tok.padding_side = side
+        model.train(was_training)
+    return out

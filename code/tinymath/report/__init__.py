@@ -22,7 +22,7 @@ from tinymath.report import results as results_io
 from tinymath.report.card import CardConfig
 from tinymath.report.paired import PairedConfig, paired_results
 
-Stage = Literal["synth", "tokenizer", "prepare", "pretrain", "convert", "sft", "grpo", "eval"]
+Stage = Literal["synth", "tokenizer", "prepare", "pretrain", "convert", "sft", "grpo", "dpo", "eval"]
 
 
 class Tolerances(Section):

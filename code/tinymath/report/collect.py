@@ -20,7 +20,7 @@ from tinymath.io import METRIC_KEYS, read_jsonl
 from tinymath.report import results
 
 # The paper profile's configs that the results carry (and the paper's configuration table shows).
-PAPER_CONFIGS = ("prepare", "pretrain", "sft", "grpo", "eval")
+PAPER_CONFIGS = ("prepare", "pretrain", "sft", "grpo", "dpo", "eval")
 
 
 def subsample(rows: list[dict[str, Any]], max_points: int) -> list[dict[str, Any]]:
@@ -152,6 +152,23 @@ def collect_grpo(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
     return [results.envelope("grpo_curve", "grpo", run.profile, provenance(run, "grpo"), data)]
 
 
+def collect_dpo(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
+    """The preference pairs' statistics and the DPO training curve (loss, implicit-reward accuracy and margin)."""
+    train = [r for r in read_jsonl(run.input("dpo") / "metrics.jsonl") if "loss" in r]
+    pairs = json.loads((run.input("dpo") / "pairs_stats.json").read_text())
+    summary = {
+        "steps": train[-1]["step"] if train else 0,
+        "pairs": pairs["pairs"],
+        "first_loss": head_mean(column(train, "loss")),
+        "final_loss": tail_mean(column(train, "loss")),
+        "reward_accuracy_final": tail_mean(column(train, "reward_accuracy")),
+        "reward_margin_final": tail_mean(column(train, "reward_margin")),
+    }
+    data = {"train": keep(subsample(train, max_points), METRIC_KEYS["dpo"]), "pairs": pairs,
+            "dev_curve": dev_curve(run.input("dpo")), "summary": summary}
+    return [results.envelope("dpo_curve", "dpo", run.profile, provenance(run, "dpo"), data)]
+
+
 def collect_eval(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
     files = sorted(run.input("eval").glob("eval_*.json"))
     if not files:
@@ -234,7 +251,7 @@ def collect_timings(run: runner.Run, stages: list[str]) -> dict[str, Any]:
 
 COLLECTORS = {"synth": collect_nothing, "tokenizer": collect_nothing, "prepare": collect_data,
               "pretrain": collect_pretrain, "convert": collect_convert, "sft": collect_sft, "grpo": collect_grpo,
-              "eval": collect_eval}
+              "dpo": collect_dpo, "eval": collect_eval}
 
 
 def collect(run: runner.Run, stages: list[str], max_points: int, dry_run: str | None) -> list[Path]:

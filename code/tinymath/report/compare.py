@@ -75,7 +75,7 @@ def data_metrics(doc: dict[str, Any]) -> dict[str, Metric]:
 
 
 CURVE_RULES = {"steps": "count", "tokens": "count", "final_loss": "loss", "final_val_loss": "loss",
-               "reward_final": "reward", "tokens_per_s_median": "machine", "mfu_median": "machine"}
+               "reward_final": "reward", "pairs": "count", "tokens_per_s_median": "machine", "mfu_median": "machine"}
 
 
 def curve_metrics(doc: dict[str, Any]) -> dict[str, Metric]:
@@ -103,7 +103,7 @@ def dry_run_metrics(doc: dict[str, Any]) -> dict[str, Metric]:
 
 
 EXTRACTORS = {"data_stats": data_metrics, "pretrain_curve": curve_metrics, "sft_curve": curve_metrics,
-              "grpo_curve": curve_metrics, "eval": eval_metrics, "dry_run": dry_run_metrics}
+              "grpo_curve": curve_metrics, "dpo_curve": curve_metrics, "eval": eval_metrics, "dry_run": dry_run_metrics}
 
 
 def metrics(res: dict[str, dict[str, Any]]) -> dict[str, Metric]:

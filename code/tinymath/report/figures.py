@@ -61,7 +61,7 @@ def data(res: Results, name: str) -> dict[str, Any]:
 
 
 def evals(res: Results) -> list[dict[str, Any]]:
-    """Eval results in pipeline order of the models (base, sft, grpo)."""
+    """Eval results in pipeline order of the models (base, sft, grpo, dpo)."""
     order = {m: i for i, m in enumerate(MODEL_COLOURS)}
     docs = [d["data"] for n, d in res.items() if n.startswith("eval_")]
     return sorted(docs, key=lambda d: order.get(d["model"], len(order)))
@@ -132,9 +132,21 @@ def grpo_rewards(res: Results) -> Figure:
     return fig
 
 
+def dpo_rewards(res: Results) -> Figure:
+    """DPO loss, and how often the implicit reward ranks the chosen answer above the rejected one, per step."""
+    train = data(res, "dpo")["train"]
+    steps = [r["step"] for r in train]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=WIDE)
+    ax_loss.plot(steps, [r["loss"] for r in train], color=MODEL_COLOURS["dpo"])
+    ax_loss.set(xlabel="step", ylabel="loss", title="DPO loss")
+    ax_acc.plot(steps, [pct(r["reward_accuracy"]) for r in train if "reward_accuracy" in r], color=MODEL_COLOURS["dpo"])
+    ax_acc.set(xlabel="step", ylabel="chosen ranked first (%)", title="implicit reward accuracy", ylim=(-2, 102))
+    return fig
+
+
 def learning_curves(res: Results) -> Figure:
-    """Greedy dev-subset accuracy during SFT and GRPO, against the stage's step and its wall time."""
-    stages = [s for s in ("sft", "grpo") if s in res and data(res, s).get("dev_curve")]
+    """Greedy dev-subset accuracy during SFT, GRPO and DPO, against the stage's step and its wall time."""
+    stages = [s for s in ("sft", "grpo", "dpo") if s in res and data(res, s).get("dev_curve")]
     fig, axes = plt.subplots(1, len(stages), figsize=WIDE if len(stages) > 1 else (3.4, 2.6), squeeze=False,
                              sharey=True)  # one accuracy scale from 0: a stage's change reads at its true size
     for ax, stage in zip(axes[0], stages):
@@ -189,7 +201,7 @@ def accuracy_by_stage(res: Results) -> Figure:
     test_sets = sorted({t for cells in series.values() for t in cells})
     fig, ax = plt.subplots(figsize=WIDE)
     _bars(ax, test_sets, series)
-    ax.set_title("accuracy per stage (95% intervals; base few-shot, SFT and GRPO zero-shot chat)")
+    ax.set_title("accuracy per stage (95% intervals; base few-shot, the others zero-shot chat)")
     return fig
 
 
@@ -256,6 +268,7 @@ FIGURES: dict[str, tuple[Callable[[Results], Figure], tuple[str, ...]]] = {
     "pretrain_throughput": (pretrain_throughput, ("pretrain",)),
     "sft_loss": (sft_loss, ("sft",)),
     "grpo_rewards": (grpo_rewards, ("grpo",)),
+    "dpo_rewards": (dpo_rewards, ("dpo",)),
     "learning_curves": (learning_curves, ("sft",)),
     "accuracy_by_stage": (accuracy_by_stage, ("eval_*",)),
     "accuracy_by_subset": (accuracy_by_subset, ("eval_*",)),
@@ -270,7 +283,8 @@ def skip_reason(name: str, res: Results, where: str) -> str | None:
     missing = [n for n in needs if not fnmatch.filter(list(res), n)]
     if missing:
         return f"not drawn: {', '.join(m + '.json' for m in missing)} absent from {where}"
-    if name == "learning_curves" and not any(data(res, s).get("dev_curve") for s in ("sft", "grpo") if s in res):
+    curves = [data(res, s).get("dev_curve") for s in ("sft", "grpo", "dpo") if s in res]
+    if name == "learning_curves" and not any(curves):
         return f"not drawn: no dev-subset learning curve in {where}"
     if name == "accuracy_by_subset" and not any(t.get("subsets") for d in evals(res) for t in d["tasks"].values()):
         return f"not drawn: no evaluation task in {where} reports subsets"

@@ -148,6 +148,20 @@ def grpo_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     nums.add("ReproGrpoMinutes", fmt((doc["provenance"].get("wall_time_s") or 0) / 60, 1) if doc else NA, doc)
 
 
+def dpo_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
+    s, p = (doc["data"]["summary"], doc["data"]["pairs"]) if doc else ({}, {})
+    nums.add("ReproDpoPrompts", fmt(p.get("prompts")), doc)
+    nums.add("ReproDpoSamples", fmt(p.get("samples_per_prompt")), doc)
+    nums.add("ReproDpoSampleAccuracy", fmt_pct(p.get("sample_accuracy")), doc)
+    nums.add("ReproDpoPairs", fmt(p.get("pairs")), doc)
+    nums.add("ReproDpoPromptsPaired", fmt(p.get("prompts_paired")), doc)
+    nums.add("ReproDpoAllCorrect", fmt(p.get("all_correct")), doc)
+    nums.add("ReproDpoAllWrong", fmt(p.get("all_wrong")), doc)
+    nums.add("ReproDpoSteps", fmt(s.get("steps")), doc)
+    nums.add("ReproDpoRewardAccuracy", fmt_pct(s.get("reward_accuracy_final")), doc)
+    nums.add("ReproDpoMinutes", fmt((doc["provenance"].get("wall_time_s") or 0) / 60, 1) if doc else NA, doc)
+
+
 def data_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     d = doc["data"] if doc else {}
     nums.add("ReproDataDocuments", fmt(sum(d["documents"].values())) if d else NA, doc)
@@ -445,9 +459,9 @@ def key_value_table(values: dict[str, Any], caption: str, label: str) -> str:
 
 
 def paper_config_table(configs: dict[str, Any] | None) -> str:
-    """The paper profile's pretraining, SFT and GRPO settings exactly as configured (configs/<stage>/paper.yaml)."""
+    """The paper profile's pretraining, SFT, GRPO and DPO settings as configured (configs/<stage>/paper.yaml)."""
     paper = configs["data"]["paper"] if configs else {}
-    values = {f"{stage}.{k}": v for stage in ("pretrain", "sft", "grpo") if stage in paper
+    values = {f"{stage}.{k}": v for stage in ("pretrain", "sft", "grpo", "dpo") if stage in paper
               for k, v in flatten(paper[stage]).items()}
     return key_value_table(values, "Paper-profile settings as configured (configs/<stage>/paper.yaml)",
                            "tab:paperconfig")
@@ -482,6 +496,7 @@ def build(root: Path, profile: str) -> dict[str, str]:
     pretrain_numbers(nums, res.get("pretrain"))
     sft_numbers(nums, res.get("sft"))
     grpo_numbers(nums, res.get("grpo"))
+    dpo_numbers(nums, res.get("dpo"))
     parity_numbers(nums, res.get("parity"))
     gain_numbers(nums, res.get("paired"))
     timing_numbers(nums, res.get("timings"))

@@ -40,6 +40,11 @@ def training_lines(res: dict[str, Any]) -> list[str]:
     if "grpo" in res:
         s = res["grpo"]["data"]["summary"]
         lines.append(f"- GRPO: {s['steps']} steps, mean reward {s['reward_first']:.3f} -> {s['reward_final']:.3f}")
+    if "dpo" in res:
+        s, pairs = res["dpo"]["data"]["summary"], res["dpo"]["data"]["pairs"]
+        lines.append(f"- DPO: {pairs['pairs']} pairs from {pairs['prompts_paired']} of {pairs['prompts']} prompts "
+                     f"({pairs['all_correct']} all correct, {pairs['all_wrong']} all wrong), {s['steps']} steps, "
+                     f"loss {s['first_loss']:.3f} -> {s['final_loss']:.3f}")
     if "timings" in res:
         t = res["timings"]["data"]
         host = res["timings"]["provenance"].get("host", {})

@@ -26,6 +26,7 @@ DATA_KEYS = {
     "pretrain_curve": ("train", "validation", "summary"),
     "sft_curve": ("train", "summary"),
     "grpo_curve": ("train", "summary"),
+    "dpo_curve": ("train", "pairs", "summary"),
     "eval": ("model", "tasks"),
     "model_eval": ("model", "source", "tasks", "skipped"),  # `tinymath eval --model`: any HF model, as stages are
     "dry_run": ("n_params", "flops_per_token", "per_device_bytes", "predicted_days", "model"),
