@@ -83,6 +83,22 @@ def test_report_paper_macros_defined_without_results(tmp_path):
     assert "not drawn: pretrain.json absent" in files["figures.tex"]
 
 
+def test_verdict_and_variance_sentences_say_what_was_measured():
+    numbers = paper_numbers.Numbers(Path("results"))
+    paper_numbers.verdict_numbers(numbers, None, None)
+    text = numbers.tex()
+    assert "no rerun verdict has been committed" in text and "no seed-to-seed spread is measured yet" in text
+    verdict = {"profile": "cpu", "name": "verdict", "provenance": {"command": "tinymath compare"},
+               "data": {"counts": {"identical": 90, "within measured variance": 8, "outside": 2}}}
+    variance = {"profile": "cpu", "name": "variance", "provenance": {"command": "tinymath variance"},
+                "data": {"seeds": [0, 1, 2]}}
+    numbers = paper_numbers.Numbers(Path("results"))
+    paper_numbers.verdict_numbers(numbers, verdict, variance)
+    text = numbers.tex()
+    assert "the committed rerun reproduced 98 of 100 metrics, 90 of them bit for bit" in text
+    assert "within the seed-to-seed spread measured over 3 seeds" in text and "under 3 seeds" in text
+
+
 def test_report_paper_generated_files_are_fresh():
     if not GENERATED.is_dir():
         pytest.skip("paper/generated not generated yet")

@@ -240,6 +240,18 @@ def verdict_numbers(nums: Numbers, verdict: dict[str, Any] | None, variance: dic
     nums.add("VerdictOutside", fmt(c.get("outside")) if c else NA, verdict)
     seeds = variance["data"]["seeds"] if variance else []
     nums.add("VarianceSeeds", fmt(len(seeds)) if seeds else NA, variance)
+    # Sentences (no provenance rows of their own: the numbers in them have theirs above).
+    nums.add("VarianceStatus", f"measured by rerunning the profile from pretraining under {len(seeds)} seeds" if seeds
+             else "to be measured by rerunning the profile from pretraining under several seeds "
+                  "(\\texttt{tinymath variance}); no such measurement is in these results yet, so an accuracy is "
+                  "tested against the committed one on the same problems (McNemar's exact test) and a loss gets the "
+                  "report's configured tolerance")
+    spread = (f"within the seed-to-seed spread measured over {len(seeds)} seeds" if seeds
+              else "by a paired test or the configured tolerance (no seed-to-seed spread is measured yet)")
+    reproduced = c.get("identical", 0) + c.get("within measured variance", 0)
+    verdict_text = (f"the committed rerun reproduced {reproduced} of {checked} metrics, {c.get('identical', 0)} of "
+                    "them bit for bit" if c else "no rerun verdict has been committed with these results yet")
+    nums.add("VerdictStatus", f"exactly for counts and {spread} for losses and accuracies: {verdict_text}")
 
 
 def dry_run_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
