@@ -17,8 +17,8 @@ from tinymath.config import load_config
 from tinymath.errors import UserError
 from tinymath.report import collect, compare, figures, readme, results
 
-MODELS = {"base": 0.05, "sft": 0.30, "grpo": 0.38}  # synthetic GSM-format accuracy per stage
-STAGES = ["prepare", "pretrain", "convert", "sft", "grpo", "eval"]
+MODELS = {"base": 0.05, "sft": 0.30, "grpo": 0.38, "dpo": 0.33}  # synthetic GSM-format accuracy per stage
+STAGES = ["prepare", "pretrain", "convert", "sft", "grpo", "dpo", "eval"]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -75,7 +75,7 @@ def eval_doc(model: str, acc: float) -> dict:
 
 
 def build_runs(runs: Path, profile: str = "cpu", steps: int = 400) -> Path:
-    """runs/<profile>/{data,pretrain,convert,sft,grpo,eval} with manifests; returns runs/<profile>."""
+    """runs/<profile>/{data,pretrain,convert,sft,grpo,dpo,eval} with manifests; returns runs/<profile>."""
     root = runs / profile
     (root / "prepare").mkdir(parents=True, exist_ok=True)
     (root / "prepare" / "stats.json").write_text(json.dumps(data_stats()))
@@ -98,6 +98,14 @@ def build_runs(runs: Path, profile: str = "cpu", steps: int = 400) -> Path:
     write_jsonl(root / "grpo" / "dev_curve.jsonl", [{"step": s, "wall_s": 9.0 * s, "accuracy": 0.3 + s / 300,
                                                      "n": 100} for s in (5, 10, 15, 20, 25, 30)])
     finish(root / "grpo", "grpo", {"steps": 30})
+    write_jsonl(root / "dpo" / "metrics.jsonl",
+                [{"step": s, "epoch": s / 10, "loss": 0.69 - s / 100, "lr": 1e-5, "grad_norm": 1.0,
+                  "reward_accuracy": 0.5 + s / 50, "reward_margin": s / 20, "reward_chosen": s / 40,
+                  "reward_rejected": -s / 40} for s in range(1, 21)])
+    (root / "dpo" / "pairs_stats.json").write_text(json.dumps(
+        {"prompts": 64, "samples_per_prompt": 8, "sample_accuracy": 0.3, "pairs": 70, "prompts_paired": 40,
+         "all_correct": 4, "all_wrong": 20, "reference_paired": 0}))
+    finish(root / "dpo", "dpo", {"steps": 20})
     (root / "eval").mkdir(parents=True, exist_ok=True)
     for model, acc in MODELS.items():
         (root / "eval" / f"eval_{model}.json").write_text(json.dumps(eval_doc(model, acc)))
@@ -156,8 +164,9 @@ def test_report_configs_load():
 
 def test_report_collect_writes_valid_results(report_dir):
     res = results.load_dir(report_dir / "results")
-    assert set(res) == {"data", "pretrain", "parity", "sft", "grpo", "eval_base", "eval_sft", "eval_grpo", "configs",
-                        "timings", "dry_run"}
+    assert set(res) == {"data", "pretrain", "parity", "sft", "grpo", "dpo", "eval_base", "eval_sft", "eval_grpo",
+                        "eval_dpo", "configs", "timings", "dry_run"}
+    assert res["dpo"]["data"]["summary"]["pairs"] == 70 and res["dpo"]["data"]["pairs"]["all_wrong"] == 20
     assert res["timings"]["data"] == {"stages": {s: 12.5 for s in STAGES}, "total_s": 12.5 * len(STAGES)}
     prov = res["eval_sft"]["provenance"]
     assert prov["command"] == "tinymath eval --profile cpu"

@@ -17,7 +17,7 @@ from typing import Any
 from tinymath import log, runner
 from tinymath.config import load_config
 from tinymath.eval.config import Config as EvalConfig
-from tinymath.io import DATASET_NAMES, MODEL_NAMES, STAGE_MODELS, EvalGrid, eval_grid
+from tinymath.io import DATASET_NAMES, MODEL_NAMES, EvalGrid, eval_grid
 from tinymath.report import figures, results
 
 NA = r"\textit{n/a}"
@@ -218,6 +218,10 @@ def gain_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
         nums.add(f"{name}Verdict", gain_verdict(c) if c else "not measured", doc if c else None)
     n = next(iter(found.values()))["n"] if found else None
     nums.add("GainProblems", fmt(n), doc if found else None)
+    dpo = found.get(("dpo", "sft"))
+    nums.add("GainDpoSentence", f"and on-policy DPO by {fmt_gain(dpo['difference'])} points "
+             f"([{fmt_gain(dpo['ci95'][0])}, {fmt_gain(dpo['ci95'][1])}], {gain_verdict(dpo)})" if dpo else
+             "while these results hold no run of the DPO stage yet")
 
 
 def timing_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
@@ -291,11 +295,14 @@ def status_numbers(nums: Numbers, root: Path, profile: str, paper_res: dict[str,
     nums.add("PaperResultsStatus", text)
 
 
+RELEASED = ("base", "sft", "grpo")  # the released checkpoints with quoted numbers (no DPO one)
+
+
 def reported_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     """Quoted numbers of the released checkpoints; the benchmarks the paper's text names exist even without them."""
     ids = list(dict.fromkeys([*REPORTED_IN_TEXT, *(b["id"] for b in (doc["data"]["benchmarks"] if doc else []))]))
     for bench in ids:
-        for model in STAGE_MODELS:
+        for model in RELEASED:
             value = doc["data"]["models"].get(model, {}).get(bench) if doc else None
             nums.add(macro_name("reported", bench, model), fmt(value, 1), doc)
 
@@ -393,7 +400,7 @@ def reported_table(doc: dict[str, Any] | None) -> str:
     if doc is None:
         return r"\emph{No reported numbers in the results.}" + "\n"
     rows = [[tex_escape(b["name"]), tex_escape(b["setting"])]
-            + [fmt(doc["data"]["models"].get(m, {}).get(b["id"]), 1) for m in STAGE_MODELS]
+            + [fmt(doc["data"]["models"].get(m, {}).get(b["id"]), 1) for m in RELEASED]
             for b in doc["data"]["benchmarks"]]
     return table("llrrr", ["benchmark", "setting", "base", "SFT", "GRPO"], rows)
 
