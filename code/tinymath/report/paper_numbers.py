@@ -159,7 +159,19 @@ def dpo_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     nums.add("ReproDpoAllWrong", fmt(p.get("all_wrong")), doc)
     nums.add("ReproDpoSteps", fmt(s.get("steps")), doc)
     nums.add("ReproDpoRewardAccuracy", fmt_pct(s.get("reward_accuracy_final")), doc)
-    nums.add("ReproDpoMinutes", fmt((doc["provenance"].get("wall_time_s") or 0) / 60, 1) if doc else NA, doc)
+    minutes = fmt((doc["provenance"].get("wall_time_s") or 0) / 60, 1) if doc else NA
+    nums.add("ReproDpoMinutes", minutes, doc)
+    reference = (f" (the {fmt(p['reference_paired'])} of these paired with their reference solution as the chosen "
+                 "answer)" if p.get("reference_paired") else "")
+    nums.add("ReproDpoRun", (
+        f"In the reproduced run the model sampled {fmt(p['samples_per_prompt'])} completions for each of "
+        f"{fmt(p['prompts'])} prompts ({fmt_pct(p['sample_accuracy'])}\\% of them correct); "
+        f"{fmt(p['prompts_paired'])} prompts gave {fmt(p['pairs'])} pairs, while {fmt(p['all_correct'])} were "
+        f"answered correctly every time and {fmt(p['all_wrong'])} never"
+        f"{reference}. {fmt(s['steps'])} steps in "
+        f"{minutes} minutes brought the share of pairs whose implicit reward ranks the correct answer "
+        f"first to {fmt_pct(s.get('reward_accuracy_final'))}\\% (Figure~\\ref{{fig:dpo}})." if doc else
+        "These results hold no run of the stage yet."))
 
 
 def data_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
