@@ -203,6 +203,19 @@ def load_model(path: Path) -> tuple[Any, Any]:
     return model, tok
 
 
+def load_policy(path: Path) -> tuple[Any, Any]:
+    """`load_model` for a stage that samples from the model: generation stops at any stop token and pads with PAD."""
+    model, tok = load_model(path)
+    model.generation_config.eos_token_id = list(specials.STOP_IDS)
+    model.generation_config.pad_token_id = specials.PAD_ID
+    return model, tok
+
+
+def needs_policy(prompts: Source, dev: Any) -> list[str]:
+    """The upstream stages of a stage that samples the SFT model on `prompts`, with an optional dev curve."""
+    return ["sft", *(needs_synth(prompts) or (["synth"] if dev else []))]
+
+
 def save_model(trainer: Any, tok: Any, out: Path) -> None:
     """safetensors + tokenizer; generation stops at <|im_end|> or <|endoftext|>, as evaluation and GRPO expect."""
     model = trainer.accelerator.unwrap_model(trainer.model)

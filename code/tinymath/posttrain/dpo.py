@@ -1,6 +1,6 @@
 """Stage `dpo`: direct preference optimisation (TRL DPOTrainer) of the SFT model on pairs of its own answers.
 
-    tinymath dpo --profile cpu       # synthetic GSM8K train prompts, CPU, about a minute
+    tinymath dpo --profile cpu       # synthetic GSM8K train prompts, CPU
     tinymath dpo --profile paper     # openai/gsm8k (main) train prompts, GPU
 
 The pairs are on-policy. The SFT model samples `pairs.samples` completions per train prompt (seeded), the
@@ -29,7 +29,6 @@ from datasets import Dataset
 from pydantic import Field, field_validator
 from trl import DPOConfig, DPOTrainer
 
-from tinymath import specials
 from tinymath.answer import gsm_gold
 from tinymath.config import Requirements, Section, config_digest
 from tinymath.errors import UserError
@@ -42,9 +41,9 @@ from tinymath.posttrain.common import (
     Source,
     check_fields,
     fit,
-    load_model,
+    load_policy,
     load_records,
-    needs_synth,
+    needs_policy,
     resume_point,
     trl_args,
 )
@@ -93,7 +92,7 @@ class Config(Section):
 
 
 def needs(cfg: Config) -> list[str]:
-    return ["sft", *(needs_synth(cfg.prompts) or (["synth"] if cfg.dev else []))]
+    return needs_policy(cfg.prompts, cfg.dev)
 
 
 def make_pairs(completions: list[str], verdicts: list[bool], per_prompt: int) -> list[tuple[str, str]]:
@@ -155,9 +154,7 @@ def frozen_copy(model: Any) -> Any:
 
 
 def main(cfg: Config, run: Run) -> None:
-    model, tok = load_model(run.input("sft") / "model")
-    model.generation_config.eos_token_id = list(specials.STOP_IDS)
-    model.generation_config.pad_token_id = specials.PAD_ID
+    model, tok = load_policy(run.input("sft") / "model")
     data = pairs_dataset(cfg, run, model, tok)
     out = run.dir / "checkpoints"
     last = resume_point(out, config_digest(cfg))

@@ -17,7 +17,6 @@ from datasets import Dataset
 from pydantic import Field, field_validator
 from trl import GRPOConfig, GRPOTrainer
 
-from tinymath import specials
 from tinymath.answer import gsm_gold
 from tinymath.config import Requirements, Section, config_digest
 from tinymath.log import logger
@@ -27,9 +26,9 @@ from tinymath.posttrain.common import (
     Source,
     check_fields,
     fit,
-    load_model,
+    load_policy,
     load_records,
-    needs_synth,
+    needs_policy,
     resume_point,
     trl_args,
 )
@@ -75,7 +74,7 @@ class Config(Section):
 
 
 def needs(cfg: Config) -> list[str]:
-    return ["sft", *(needs_synth(cfg.prompts) or (["synth"] if cfg.dev else []))]
+    return needs_policy(cfg.prompts, cfg.dev)
 
 
 def prompt_dataset(cfg: Config, run: Run) -> Dataset:
@@ -93,9 +92,7 @@ def reward_means(logs: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(cfg: Config, run: Run) -> None:
-    model, tok = load_model(run.input("sft") / "model")
-    model.generation_config.eos_token_id = list(specials.STOP_IDS)  # TRL stops sampling at any of these
-    model.generation_config.pad_token_id = specials.PAD_ID
+    model, tok = load_policy(run.input("sft") / "model")  # TRL stops sampling at any stop token
     data = prompt_dataset(cfg, run)
     out = run.dir / "checkpoints"
     last = resume_point(out, config_digest(cfg))

@@ -135,18 +135,21 @@ def grpo_rewards(res: Results) -> Figure:
 def dpo_rewards(res: Results) -> Figure:
     """DPO loss, and how often the implicit reward ranks the chosen answer above the rejected one, per step."""
     train = data(res, "dpo")["train"]
-    steps = [r["step"] for r in train]
+    ranked = [r for r in train if "reward_accuracy" in r]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=WIDE)
-    ax_loss.plot(steps, [r["loss"] for r in train], color=MODEL_COLOURS["dpo"])
+    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], color=MODEL_COLOURS["dpo"])
     ax_loss.set(xlabel="step", ylabel="loss", title="DPO loss")
-    ax_acc.plot(steps, [pct(r["reward_accuracy"]) for r in train if "reward_accuracy" in r], color=MODEL_COLOURS["dpo"])
+    ax_acc.plot([r["step"] for r in ranked], [pct(r["reward_accuracy"]) for r in ranked], color=MODEL_COLOURS["dpo"])
     ax_acc.set(xlabel="step", ylabel="chosen ranked first (%)", title="implicit reward accuracy", ylim=(-2, 102))
     return fig
 
 
+DEV_CURVE_STAGES = ("sft", "grpo", "dpo")  # the trainer stages that measure a dev-subset learning curve
+
+
 def learning_curves(res: Results) -> Figure:
     """Greedy dev-subset accuracy during SFT, GRPO and DPO, against the stage's step and its wall time."""
-    stages = [s for s in ("sft", "grpo", "dpo") if s in res and data(res, s).get("dev_curve")]
+    stages = [s for s in DEV_CURVE_STAGES if s in res and data(res, s).get("dev_curve")]
     fig, axes = plt.subplots(1, len(stages), figsize=WIDE if len(stages) > 1 else (3.4, 2.6), squeeze=False,
                              sharey=True)  # one accuracy scale from 0: a stage's change reads at its true size
     for ax, stage in zip(axes[0], stages):
@@ -283,8 +286,7 @@ def skip_reason(name: str, res: Results, where: str) -> str | None:
     missing = [n for n in needs if not fnmatch.filter(list(res), n)]
     if missing:
         return f"not drawn: {', '.join(m + '.json' for m in missing)} absent from {where}"
-    curves = [data(res, s).get("dev_curve") for s in ("sft", "grpo", "dpo") if s in res]
-    if name == "learning_curves" and not any(curves):
+    if name == "learning_curves" and not any(data(res, s).get("dev_curve") for s in DEV_CURVE_STAGES if s in res):
         return f"not drawn: no dev-subset learning curve in {where}"
     if name == "accuracy_by_subset" and not any(t.get("subsets") for d in evals(res) for t in d["tasks"].values()):
         return f"not drawn: no evaluation task in {where} reports subsets"

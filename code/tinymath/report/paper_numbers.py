@@ -149,28 +149,24 @@ def grpo_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
 
 
 def dpo_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
+    """The pairs and the training of the DPO stage, each number a macro, and the paper's sentence built from them."""
     s, p = (doc["data"]["summary"], doc["data"]["pairs"]) if doc else ({}, {})
-    nums.add("ReproDpoPrompts", fmt(p.get("prompts")), doc)
-    nums.add("ReproDpoSamples", fmt(p.get("samples_per_prompt")), doc)
-    nums.add("ReproDpoSampleAccuracy", fmt_pct(p.get("sample_accuracy")), doc)
-    nums.add("ReproDpoPairs", fmt(p.get("pairs")), doc)
-    nums.add("ReproDpoPromptsPaired", fmt(p.get("prompts_paired")), doc)
-    nums.add("ReproDpoAllCorrect", fmt(p.get("all_correct")), doc)
-    nums.add("ReproDpoAllWrong", fmt(p.get("all_wrong")), doc)
-    nums.add("ReproDpoSteps", fmt(s.get("steps")), doc)
-    nums.add("ReproDpoRewardAccuracy", fmt_pct(s.get("reward_accuracy_final")), doc)
-    minutes = fmt((doc["provenance"].get("wall_time_s") or 0) / 60, 1) if doc else NA
-    nums.add("ReproDpoMinutes", minutes, doc)
+    v = {"Prompts": fmt(p.get("prompts")), "Samples": fmt(p.get("samples_per_prompt")),
+         "SampleAccuracy": fmt_pct(p.get("sample_accuracy")), "Pairs": fmt(p.get("pairs")),
+         "PromptsPaired": fmt(p.get("prompts_paired")), "AllCorrect": fmt(p.get("all_correct")),
+         "AllWrong": fmt(p.get("all_wrong")), "Steps": fmt(s.get("steps")),
+         "RewardAccuracy": fmt_pct(s.get("reward_accuracy_final")),
+         "Minutes": fmt((doc["provenance"].get("wall_time_s") or 0) / 60, 1) if doc else NA}
+    for key, value in v.items():
+        nums.add(f"ReproDpo{key}", value, doc)
     reference = (f" (the {fmt(p['reference_paired'])} of these paired with their reference solution as the chosen "
                  "answer)" if p.get("reference_paired") else "")
     nums.add("ReproDpoRun", (
-        f"In the reproduced run the model sampled {fmt(p['samples_per_prompt'])} completions for each of "
-        f"{fmt(p['prompts'])} prompts ({fmt_pct(p['sample_accuracy'])}\\% of them correct); "
-        f"{fmt(p['prompts_paired'])} prompts gave {fmt(p['pairs'])} pairs, while {fmt(p['all_correct'])} were "
-        f"answered correctly every time and {fmt(p['all_wrong'])} never"
-        f"{reference}. {fmt(s['steps'])} steps in "
-        f"{minutes} minutes brought the share of pairs whose implicit reward ranks the correct answer "
-        f"first to {fmt_pct(s.get('reward_accuracy_final'))}\\% (Figure~\\ref{{fig:dpo}})." if doc else
+        f"In the reproduced run the model sampled {v['Samples']} completions for each of {v['Prompts']} prompts "
+        f"({v['SampleAccuracy']}\\% of them correct); {v['PromptsPaired']} prompts gave {v['Pairs']} pairs, while "
+        f"{v['AllCorrect']} were answered correctly every time and {v['AllWrong']} never{reference}. {v['Steps']} "
+        f"steps in {v['Minutes']} minutes brought the share of pairs whose implicit reward ranks the correct answer "
+        f"first to {v['RewardAccuracy']}\\% (Figure~\\ref{{fig:dpo}})." if doc else
         "These results hold no run of the stage yet."))
 
 
