@@ -25,6 +25,7 @@ TINY = dict(
         "compute_dtype": "float32"}},
     optimizer={"peak_lr": 1e-2, "warmup_steps": 1}, steps=4, global_batch=16, seq_len=32, tokens=4 * 16 * 32,
     checkpoint={"every": 4}, eval_every=4, device_peak_tflops=1.0,
+    dry_run={"hbm_gib": 1, "hbm_gbps": 100, "collective_gbps": 10},
 )
 
 STEPS_ON_MESHES = textwrap.dedent("""
@@ -107,5 +108,12 @@ def test_dry_run_reports_memory_and_time(cache_env, capsys):
     assert full / 4 <= per_device["params"] < full / 2  # sharded over fsdp = 4 (norm scales replicated)
     assert per_device["optimizer_state"] >= 2 * per_device["params"]  # two AdamW moments
     assert per_device["activations"] > 0 and result["fits"]
-    days = result["predicted_days"]
-    assert days["0.40"] > days["0.55"] > 0
+    roof = result["roofline"]
+    micro = roof["pieces"]["microbatch"]
+    # every parameter of this model is sharded, so each microbatch gathers all of them (float32), and reduces grads
+    assert micro["collective_bytes"]["all-gather"] >= full
+    assert micro["collective_bytes"]["all-reduce"] > 0
+    step = roof["per_device_step"]
+    assert step["flops"] >= step["model_flops"] > 0  # remat recomputes, never saves, arithmetic
+    assert roof["bound_s"]["serial"] >= roof["bound_s"]["overlapped"] >= roof["bound_s"]["fused"] > 0
+    assert roof["days"]["serial"] == pytest.approx(cfg.steps * roof["bound_s"]["serial"] / 86400)

@@ -120,7 +120,12 @@ def write_dry_run(results_dir: Path) -> None:
     data = {"devices": 16, "n_params": 1_123_117_056, "flops_per_token": 7.6e9, "tokens": 299_999_690_752,
             "per_device_bytes": {"params": 2**28, "optimizer_state": 2**29, "activations": 2**33,
                                  "total": 2**28 + 2**29 + 2**33},
-            "hbm_bytes": 32 * 2**30, "fits": True, "predicted_days": {"0.40": 21.3, "0.55": 15.5}, "model": model}
+            "hbm_bytes": 32 * 2**30, "fits": True, "model": model,
+            "roofline": {"step_s": {"compute": 5.16, "memory": 21.35, "collective": 0.48},
+                         "bound_s": {"overlapped": 21.35, "serial": 21.83, "fused": 5.16},
+                         "mfu": {"overlapped": 0.191, "serial": 0.187, "fused": 0.79},
+                         "days": {"overlapped": 35.4, "serial": 36.15, "fused": 8.5},
+                         "device_hours": {"overlapped": 13575.3, "serial": 13882.0, "fused": 3264.0}}}
     prov = {"git": {}, "versions": {}, "host": {}, "config_sha256": "x", "manifests": {},
             "command": "tinymath pretrain --config configs/pretrain/paper.yaml --dry-run"}
     results.write(results_dir, results.envelope("dry_run", "dry_run", "cpu", prov, data))

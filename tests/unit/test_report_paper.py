@@ -73,7 +73,8 @@ def test_report_paper_macros_defined_for_full_results(synthetic_root):
     assert r"\newcommand{\ReproPretrainSteps}{400}" in numbers
     assert r"\newcommand{\ReportedGsmEightkGrpo}{2.2}" in numbers
     assert r"\newcommand{\PaperModelLayers}{22}" in numbers and r"\newcommand{\PaperParams}{1.12}" in numbers
-    assert r"\newcommand{\PaperMFULow}{40}" in numbers and r"\newcommand{\PaperDaysHighMFU}{15.5}" in numbers
+    assert r"\newcommand{\PaperMFUSerial}{18.7}" in numbers and r"\newcommand{\PaperDaysSerial}{36.1}" in numbers
+    assert r"\newcommand{\PaperChipHoursSerial}{13{,}882}" in numbers
 
 
 def test_report_paper_macros_defined_without_results(tmp_path):

@@ -7,7 +7,7 @@ load time.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -65,10 +65,12 @@ class CheckpointConfig(Section):
 
 
 class DryRunConfig(Section):
-    """The target machine of `--dry-run`, simulated with CPU devices (mesh data x fsdp of them)."""
+    """The target machine of `--dry-run`, simulated with CPU devices (mesh data x fsdp of them): the published
+    per-device figures that bound the step time (`tinymath.pretrain.roofline`), with `device_peak_tflops`."""
 
-    hbm_gib: float = Field(default=32, gt=0)  # per device; TPU v4: 32 GiB per chip
-    mfu: list[Annotated[float, Field(gt=0, le=1)]] = [0.40, 0.55]  # utilisations at which to predict the wall time
+    hbm_gib: float = Field(gt=0)  # memory per device
+    hbm_gbps: float = Field(gt=0)  # memory bandwidth per device, GB/s
+    collective_gbps: float = Field(gt=0)  # per-device bandwidth of an all-reduce over the slice, GB/s
 
 
 class Config(Section):
@@ -87,7 +89,7 @@ class Config(Section):
     eval_every: int = Field(gt=0)  # steps between validation losses (and at the last step)
     eval_rows: int = Field(default=256, gt=0)  # validation rows used (the first ones of the split)
     device_peak_tflops: float = Field(gt=0)  # per-device peak of the compute dtype, the denominator of MFU
-    dry_run: DryRunConfig = DryRunConfig()
+    dry_run: DryRunConfig | None = None  # required by `--dry-run` only
 
     @field_validator("tokens")
     @classmethod

@@ -91,6 +91,17 @@ def nll_sum(graphdef: nnx.GraphDef, params: dict, batch: dict[str, jax.Array]) -
     return jnp.sum(jnp.where(mask, nll, 0.0)), jnp.sum(mask)
 
 
+def loss_and_grad(graphdef: nnx.GraphDef, params: dict, batch: dict, count: jax.Array) -> tuple[jax.Array, dict]:
+    """One microbatch's share of the step: its summed token loss over the batch's `count`, and its gradient."""
+    return jax.value_and_grad(lambda p: nll_sum(graphdef, p, batch)[0] / count)(params)
+
+
+def apply_update(tx: optax.GradientTransformation, grads: dict, opt_state: Any, params: dict):
+    """Clip and AdamW on the accumulated gradient -> (params, opt_state, grad_norm before clipping)."""
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, optax.global_norm(grads)
+
+
 def microbatches(batch: dict[str, jax.Array], m: int, mesh: Mesh) -> dict[str, jax.Array]:
     """[B, L+1] -> [M, B/M, L+1] taking rows j, j+M, j+2M... for microbatch j, so each device keeps its own rows."""
     split = {k: v.reshape(-1, m, v.shape[1]).swapaxes(0, 1) for k, v in batch.items()}  # [B/M, M, L+1] -> [M, B/M, L+1]
@@ -100,24 +111,20 @@ def microbatches(batch: dict[str, jax.Array], m: int, mesh: Mesh) -> dict[str, j
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg: Config, mesh: Mesh,
                     param_sh: Any, opt_sh: Any):
     """(params, opt_state, batch) -> (params, opt_state, {"loss", "grad_norm"}), jitted with FSDP shardings."""
-    def grad(params: dict, batch: dict, count: jax.Array) -> tuple[jax.Array, dict]:
-        return jax.value_and_grad(lambda p: nll_sum(graphdef, p, batch)[0] / count)(params)
-
     def step(params: dict, opt_state: Any, batch: dict) -> tuple[dict, Any, dict]:
         count = jnp.maximum(jnp.sum(loss_mask(batch["segment_ids"])), 1)
         if cfg.microbatches == 1:
-            loss, grads = grad(params, batch, count)
+            loss, grads = loss_and_grad(graphdef, params, batch, count)
         else:
             def accumulate(acc: dict, micro: dict) -> tuple[dict, jax.Array]:
-                loss, g = grad(params, micro, count)
+                loss, g = loss_and_grad(graphdef, params, micro, count)
                 return jax.tree.map(jnp.add, acc, g), loss
 
             zeros = jax.tree.map(jnp.zeros_like, params)
             grads, losses = jax.lax.scan(accumulate, zeros, microbatches(batch, cfg.microbatches, mesh))
             loss = jnp.sum(losses)
-        grad_norm = optax.global_norm(grads)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, {"loss": loss, "grad_norm": grad_norm}
+        params, opt_state, grad_norm = apply_update(tx, grads, opt_state, params)
+        return params, opt_state, {"loss": loss, "grad_norm": grad_norm}
 
     return jax.jit(step, in_shardings=(param_sh, opt_sh, batch_sharding(mesh)),
                    out_shardings=(param_sh, opt_sh, None), donate_argnums=(0, 1))

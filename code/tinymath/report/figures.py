@@ -245,23 +245,33 @@ def data_mix(res: Results) -> Figure:
     return fig
 
 
-def memory_breakdown(res: Results) -> Figure:
-    """Per-device memory of the paper configuration by component, against the device's HBM."""
+def step_budget(res: Results) -> Figure:
+    """The paper configuration per device: memory by component against the HBM, and the step time's roofline terms
+    against its bounds."""
     d = data(res, "dry_run")
+    fig, (ax_mem, ax_time) = plt.subplots(1, 2, figsize=(6.8, 2.8))
     parts = {k: v for k, v in d["per_device_bytes"].items() if k != "total"}
-    fig, ax = plt.subplots(figsize=(3.4, 2.8))
     bottom = 0.0
     for i, (part, value) in enumerate(parts.items()):
         label = f"{part.replace('_', ' ')} ({value / 2**30:.2f} GiB)"  # small parts stay readable
-        ax.bar([0], [value / 2**30], 0.5, bottom=bottom, label=label, color=PALETTE[i % len(PALETTE)])
+        ax_mem.bar([0], [value / 2**30], 0.5, bottom=bottom, label=label, color=PALETTE[i % len(PALETTE)])
         bottom += value / 2**30
     if d.get("hbm_bytes"):
         hbm = d["hbm_bytes"] / 2**30
-        ax.axhline(hbm, color="black", ls="--", lw=1, label=f"device HBM ({hbm:.0f} GiB)")
-    ax.set_xticks([0], ["per device"])
-    ax.set_xlim(-1, 1.6)
-    ax.set(ylabel="GiB", title="paper config: memory per device")
-    ax.legend(loc="upper right", fontsize=6)
+        ax_mem.axhline(hbm, color="black", ls="--", lw=1, label=f"device HBM ({hbm:.0f} GiB)")
+    ax_mem.set_xticks([0], ["per device"])
+    ax_mem.set_xlim(-1, 1.6)
+    ax_mem.set(ylabel="GiB", title="memory")
+    ax_mem.legend(loc="upper right", fontsize=6)
+    terms, bounds = d["roofline"]["step_s"], d["roofline"]["bound_s"]
+    ax_time.barh(range(len(terms)), list(terms.values()), color=[PALETTE[i] for i in range(len(terms))])
+    ax_time.set_yticks(range(len(terms)), list(terms))
+    ax_time.invert_yaxis()
+    for i, (name, value) in enumerate(bounds.items()):
+        ax_time.axvline(value, color="black", ls=("--", ":", "-.")[i % 3], lw=1, label=f"{name} bound {value:.1f} s")
+    ax_time.set(xlabel="seconds per step, at peak", title="step time")
+    ax_time.legend(loc="lower right", fontsize=6)
+    fig.suptitle("paper configuration, per device", fontsize=9)
     return fig
 
 
@@ -276,7 +286,7 @@ FIGURES: dict[str, tuple[Callable[[Results], Figure], tuple[str, ...]]] = {
     "accuracy_by_stage": (accuracy_by_stage, ("eval_*",)),
     "accuracy_by_subset": (accuracy_by_subset, ("eval_*",)),
     "data_mix": (data_mix, ("data",)),
-    "memory_breakdown": (memory_breakdown, ("dry_run",)),
+    "step_budget": (step_budget, ("dry_run",)),
 }
 
 

@@ -284,10 +284,15 @@ def dry_run_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     nums.add("PaperHBMGiB", fmt(d["hbm_bytes"] / 2**30, 0) if d.get("hbm_bytes") else NA, doc)
     verdict = {True: "fits within", False: "exceeds"}.get(d.get("fits"), "cannot yet be compared with")
     nums.add("PaperMemoryVerdict", verdict, doc)
-    days = sorted((float(m), v) for m, v in d.get("predicted_days", {}).items())
-    for label, (mfu, value) in zip(("Low", "High"), days if len(days) == 2 else [(None, None)] * 2):
-        nums.add(f"PaperMFU{label}", NA if mfu is None else f"{100 * mfu:g}", doc)
-        nums.add(f"PaperDays{label}MFU", fmt(value, 1), doc)
+    roof = d.get("roofline", {})
+    for term in ("compute", "memory", "collective"):
+        nums.add(f"PaperStep{term.capitalize()}S", fmt(roof["step_s"][term], 2) if roof else NA, doc)
+    for bound in ("serial", "fused"):
+        label = bound.capitalize()
+        nums.add(f"PaperStep{label}S", fmt(roof["bound_s"][bound], 2) if roof else NA, doc)
+        nums.add(f"PaperMFU{label}", fmt(100 * roof["mfu"][bound], 1) if roof else NA, doc)
+        nums.add(f"PaperDays{label}", fmt(roof["days"][bound], 1) if roof else NA, doc)
+        nums.add(f"PaperChipHours{label}", fmt(round(roof["device_hours"][bound])) if roof else NA, doc)
 
 
 def status_numbers(nums: Numbers, root: Path, profile: str, paper_res: dict[str, Any]) -> None:

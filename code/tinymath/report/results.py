@@ -29,7 +29,7 @@ DATA_KEYS = {
     "dpo_curve": ("train", "pairs", "summary"),
     "eval": ("model", "tasks"),
     "model_eval": ("model", "source", "tasks", "skipped"),  # `tinymath eval --model`: any HF model, as stages are
-    "dry_run": ("n_params", "flops_per_token", "per_device_bytes", "predicted_days", "model"),
+    "dry_run": ("n_params", "flops_per_token", "per_device_bytes", "roofline", "model"),
     "configs": ("profile", "paper"),
     "parity": (),
     "reported": ("models", "benchmarks"),
