@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import jax
@@ -101,8 +102,8 @@ def seconds(run, steps: int) -> list[float]:
     return times
 
 
-def matmul_peak(dtype: str, n: int = 2048, reps: int = 5) -> float:
-    """This machine's matmul rate in TFLOP/s: the better of JAX's and PyTorch's on an n x n x n product."""
+def matmul_rates(dtype: str, n: int = 1024, reps: int = 3) -> dict[str, float]:
+    """Each framework's matmul rate on this machine in TFLOP/s, on an n x n x n product."""
     a = jnp.ones((n, n), dtype)
     product = jax.jit(lambda x: x @ x)
     product(a).block_until_ready()
@@ -110,7 +111,7 @@ def matmul_peak(dtype: str, n: int = 2048, reps: int = 5) -> float:
     b = torch.ones(n, n, dtype=getattr(torch, dtype))
     b @ b
     t_torch = min(seconds(lambda: b @ b, reps))
-    return 2 * n**3 / min(t_jax, t_torch) / 1e12
+    return {"jax": 2 * n**3 / t_jax / 1e12, "torch": 2 * n**3 / t_torch / 1e12}
 
 
 def measure(name: str, dtype: str, steps: int, rounds: int, warmup: int) -> dict:
@@ -132,19 +133,33 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="timed steps per framework per round")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    p.add_argument("--max-step-s", type=float, default=60.0,
+                   help="skip a framework whose step, predicted from its matmul rate, would take longer")
     args = p.parse_args()
-    peaks = {dtype: matmul_peak(dtype) for dtype in ("float32", "bfloat16")}
+    rates = {dtype: matmul_rates(dtype) for dtype in args.dtypes}
+    peaks = {dtype: max(r.values()) for dtype, r in rates.items()}
+    print(f"matmul rates (TFLOP/s): {rates}", file=sys.stderr, flush=True)
     results = {}
     for name in args.shapes:
-        for dtype in ("float32", "bfloat16"):
-            tps = measure(name, dtype, args.steps, args.rounds, args.warmup)
+        for dtype in args.dtypes:
             fpt = flops_per_token(model_config(name, dtype), SHAPES[name][2])
+            step_flops = fpt * SHAPES[name][1] * SHAPES[name][2]
+            slow = [k for k, r in rates[dtype].items() if step_flops / (r * 1e12) > args.max_step_s]
+            if slow:
+                results[f"{name}/{dtype}"] = {"not_timed": {
+                    k: f"a step would take about {step_flops / (rates[dtype][k] * 1e12):.0f} s at its matmul rate"
+                    for k in slow}}
+                print(f"{name}/{dtype}: {results[f'{name}/{dtype}']}", file=sys.stderr, flush=True)
+                continue
+            tps = measure(name, dtype, args.steps, args.rounds, args.warmup)
             results[f"{name}/{dtype}"] = {
                 **{f"{k}_tokens_per_s": round(v, 1) for k, v in tps.items()},
                 **{f"{k}_mfu": round(v * fpt / (peaks[dtype] * 1e12), 4) for k, v in tps.items()},
                 "jax_over_torch": round(tps["jax"] / tps["torch"], 3)}
-    print(json.dumps({"shapes": {k: SHAPES[k] for k in args.shapes}, "matmul_peak_tflops": {
-        k: round(v, 3) for k, v in peaks.items()}, "results": results}, indent=1))
+            print(f"{name}/{dtype}: {results[f'{name}/{dtype}']}", file=sys.stderr, flush=True)
+    print(json.dumps({"shapes": {k: SHAPES[k] for k in args.shapes}, "matmul_tflops": {
+        d: {k: round(v, 4) for k, v in r.items()} for d, r in rates.items()}, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
