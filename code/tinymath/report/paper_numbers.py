@@ -385,6 +385,8 @@ def main_table(res: dict[str, Any]) -> str:
     if paired:
         rows.append([r"\midrule gain (points)", fmt(next(iter(paired.values()))["n"]),
                      *(gain_cell(paired.get(m)) for m in grid.models)])
+        rows.append([r"\quad over", "", *(MODEL_NAMES.get(paired[m]["before"], paired[m]["before"]) if m in paired
+                                          else "--" for m in grid.models)])
         rows.append(["McNemar", "", *(fmt_p(paired[m]["mcnemar_p"]) if m in paired else "--" for m in grid.models)])
     header = ["test set", "$n$", *(f"{MODEL_NAMES.get(m, m)}" for m in grid.models)]
     return table("lr" + "c" * len(grid.models), header, rows)
@@ -393,7 +395,7 @@ def main_table(res: dict[str, Any]) -> str:
 def gain_cell(c: dict[str, Any] | None) -> str:
     if c is None:
         return "--"
-    return f"{fmt_gain(c['difference'])} [{fmt_gain(c['ci95'][0])}, {fmt_gain(c['ci95'][1])}] vs {c['before']}"
+    return f"{fmt_gain(c['difference'])} [{fmt_gain(c['ci95'][0])}, {fmt_gain(c['ci95'][1])}]"
 
 
 def eval_cells(grid: EvalGrid, task: str, subset: str | None = None) -> list[str]:
