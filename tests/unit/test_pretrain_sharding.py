@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tinymath.errors import UserError
 from tinymath.model import num_params
 from tinymath.pretrain import Config, dry_run
 
@@ -117,3 +118,9 @@ def test_dry_run_reports_memory_and_time(cache_env, capsys):
     assert step["flops"] >= step["model_flops"] > 0  # remat recomputes, never saves, arithmetic
     assert roof["bound_s"]["serial"] >= roof["bound_s"]["overlapped"] >= roof["bound_s"]["fused"] > 0
     assert roof["days"]["serial"] == pytest.approx(cfg.steps * roof["bound_s"]["serial"] / 86400)
+
+
+def test_dry_run_without_target_device_is_a_clear_error():
+    cfg = Config.model_validate({k: v for k, v in TINY.items() if k != "dry_run"})
+    with pytest.raises(UserError, match="dry_run: the config has no dry_run section"):
+        dry_run(cfg)
