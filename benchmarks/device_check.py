@@ -64,19 +64,15 @@ def model_config(tiny: bool, vocab: int) -> ModelConfig:
 
 def write_model(cfg: ModelConfig, questions: list[str], out: Path) -> Path:
     """A random-init LlamaForCausalLM of `cfg` with a tokenizer trained on `questions`, saved as safetensors."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
+    from tinymath.convert import hf_config
     from tinymath.tokenizer import train_tokenizer
 
     tok = train_tokenizer(questions, vocab_size=cfg.vocab_size, min_frequency=1)
     tok.model_max_length = cfg.max_seq_len
     torch.manual_seed(0)
-    hf = LlamaForCausalLM(LlamaConfig(
-        vocab_size=cfg.padded_vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
-        head_dim=cfg.head_dim, max_position_embeddings=cfg.max_seq_len, rms_norm_eps=cfg.rms_norm_eps,
-        rope_theta=cfg.rope_theta, tie_word_embeddings=False, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id))
+    hf = LlamaForCausalLM(hf_config(cfg))  # the shape and special ids `tinymath convert` exports
     hf.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     return out

@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
+from tinymath.convert import hf_config
 from tinymath.model import ModelConfig, flops_per_token
 from tinymath.pretrain.config import Config
 from tinymath.pretrain.sharding import make_mesh, put_batch
@@ -74,11 +75,9 @@ def torch_step(name: str, dtype: str):
     cfg = model_config(name, dtype)
     _, rows, seq = SHAPES[name]
     torch.manual_seed(0)
-    hf = LlamaForCausalLM(LlamaConfig(
-        vocab_size=cfg.padded_vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
-        head_dim=cfg.head_dim, max_position_embeddings=cfg.max_seq_len, rms_norm_eps=cfg.rms_norm_eps,
-        rope_theta=cfg.rope_theta, tie_word_embeddings=False, attn_implementation="sdpa"))
+    hf_cfg = hf_config(cfg)  # the converted model's config (vocab_size = padded_vocab_size at these shapes)
+    hf_cfg._attn_implementation = "sdpa"
+    hf = LlamaForCausalLM(hf_cfg)
     opt = torch.optim.AdamW(hf.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
     ids = torch.from_numpy(np.random.default_rng(0).integers(6, VOCAB, (rows, seq)))
 

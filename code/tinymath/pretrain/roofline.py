@@ -48,7 +48,6 @@ class Piece:
     @classmethod
     def of(cls, compiled) -> Piece:
         cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, list) else cost
         return cls(float(cost["flops"]), float(cost["bytes accessed"]), collective_bytes(compiled.as_text()))
 
     def gathered_bytes(self, devices: int) -> float:
