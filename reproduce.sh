@@ -2,7 +2,7 @@
 # Reproduce TinyMathReason-1B: set up the environment, run a profile's stages, build figures and the paper, and
 # print the reproduction verdict.
 #
-#   bash reproduce.sh                  # the cpu profile: every stage on CPU, offline (about half an hour on 2 cores)
+#   bash reproduce.sh                  # the cpu profile: every stage on CPU, offline (about 40 minutes on 2 cores)
 #   bash reproduce.sh smoke            # every stage at CI size (a few minutes)
 #   bash reproduce.sh paper            # full scale: TPU v4-32 pretraining, 1x A100 SFT/GRPO/eval, hub datasets
 #   bash reproduce.sh paper --from sft # continue a profile from a stage (stages may run on different machines)

@@ -175,6 +175,16 @@ def is_correct(pred: str, gold: str, kind: str) -> bool:
     raise ValueError(f"answer kind {kind!r}: expected 'gsm' or 'math'")
 
 
+def chat_correct(generation: str, gold: str, kind: str) -> bool:
+    """Whether a chat model's generation answers correctly: its last `\\boxed{}` states `gold` (`is_correct`).
+
+    The chat answer form requires the box, so an unboxed generation is wrong, whatever number it ends with. Chat
+    evaluation, the GRPO correctness reward and the DPO pair labels all score by this one rule.
+    """
+    answer = extract_boxed(generation)
+    return answer is not None and is_correct(answer, gold, kind)
+
+
 def normalize_latex(text: str) -> str:
     """A LaTeX answer with presentation-only markup removed, for the string-compare fallback."""
     s = text.strip().strip("$").rstrip(".")

@@ -57,7 +57,7 @@ def load(path: Path) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(path)
     if not tokenizer.chat_template:
         raise UserError(f"{path}: the tokenizer has no chat template (a base model: use sft or grpo)")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32").eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32", use_safetensors=True).eval()
     return model, tokenizer
 
 

@@ -41,25 +41,11 @@ def _stage_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=Path, help="root of run directories (default: runs/ or $TINYMATH_RUNS)")
 
 
-HELP = {
-    "synth": "generate the embedded GSM8K/MATH-format data and corpus",
-    "tokenizer": "train the digit-split byte-level BPE tokenizer",
-    "prepare": "filter, dedup, mix, decontaminate, tokenise and pack the pretraining corpus",
-    "pretrain": "pretrain the Llama model in JAX",
-    "convert": "convert the JAX checkpoint to Hugging Face and prove logit parity",
-    "sft": "supervised fine-tuning with TRL (ChatML, assistant-only loss)",
-    "grpo": "GRPO with verifiable rewards (TRL)",
-    "dpo": "DPO on the SFT model's own correct/incorrect answer pairs (TRL)",
-    "eval": "evaluate every stage's model with lm-evaluation-harness",
-    "report": "collect results; regenerate figures and the paper",
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinymath", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    stages = {spec.name: sub.add_parser(spec.name, help=HELP[spec.name]) for spec in runner.PIPELINE}
+    stages = {spec.name: sub.add_parser(spec.name, help=spec.help) for spec in runner.PIPELINE}
     for p in stages.values():
         _stage_options(p)
     pretrain = stages["pretrain"].add_mutually_exclusive_group()

@@ -172,7 +172,7 @@ def check_special_ids(hf_dir: Path, vocab_size: int) -> None:
 
 
 def load_hf(hf_dir: Path) -> torch.nn.Module:
-    return AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    return AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32, use_safetensors=True).eval()
 
 
 # --- HF -> JAX ------------------------------------------------------------------------------------------------------

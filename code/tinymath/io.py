@@ -108,6 +108,19 @@ def read_safetensors(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: damaged safetensors file ({str(e).splitlines()[0][:160]})") from None
 
 
+def safetensors_damage(path: Path) -> str | None:
+    """Why a safetensors file cannot be loaded, read from its header alone; None when it is intact."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:  # the header's offsets must fit the file
+            for key in f.keys():
+                f.get_slice(key)
+    except (SafetensorError, OSError, ValueError) as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    return None
+
+
 def check_model_dir(path: Path) -> None:
     """A loadable HF model directory: config, safetensors weights and a tokenizer, or a one-line UserError.
 
@@ -122,6 +135,9 @@ def check_model_dir(path: Path) -> None:
         pickles = sorted(p.name for p in [*path.glob("*.bin"), *path.glob("*.pt"), *path.glob("*.pth")])
         found = f" (found pickled {', '.join(pickles)}: never loaded)" if pickles else ""
         raise UserError(f"{path}: no *.safetensors weights{found}")
+    for weights in sorted(path.glob("*.safetensors")):
+        if (damage := safetensors_damage(weights)) is not None:
+            raise UserError(f"{weights}: damaged safetensors file ({damage})")
     if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
         raise UserError(f"{path}: no tokenizer (tokenizer.json / tokenizer_config.json)")
 

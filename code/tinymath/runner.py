@@ -49,19 +49,21 @@ class Stage(Protocol):
 class StageSpec:
     name: str  # run directory, config folder and CLI command
     module: str
+    help: str = ""  # the command's line in `tinymath --help`
 
 
 PIPELINE = (
-    StageSpec("synth", "tinymath.synth"),
-    StageSpec("tokenizer", "tinymath.tokenizer"),
-    StageSpec("prepare", "tinymath.prepare"),
-    StageSpec("pretrain", "tinymath.pretrain"),
-    StageSpec("convert", "tinymath.convert"),
-    StageSpec("sft", "tinymath.posttrain.sft"),
-    StageSpec("grpo", "tinymath.posttrain.grpo"),
-    StageSpec("dpo", "tinymath.posttrain.dpo"),
-    StageSpec("eval", "tinymath.eval"),
-    StageSpec("report", "tinymath.report"),
+    StageSpec("synth", "tinymath.synth", "generate the embedded GSM8K/MATH-format data and corpus"),
+    StageSpec("tokenizer", "tinymath.tokenizer", "train the digit-split byte-level BPE tokenizer"),
+    StageSpec("prepare", "tinymath.prepare",
+              "filter, dedup, mix, decontaminate, tokenise and pack the pretraining corpus"),
+    StageSpec("pretrain", "tinymath.pretrain", "pretrain the Llama model in JAX"),
+    StageSpec("convert", "tinymath.convert", "convert the JAX checkpoint to Hugging Face and prove logit parity"),
+    StageSpec("sft", "tinymath.posttrain.sft", "supervised fine-tuning with TRL (ChatML, assistant-only loss)"),
+    StageSpec("grpo", "tinymath.posttrain.grpo", "GRPO with verifiable rewards (TRL)"),
+    StageSpec("dpo", "tinymath.posttrain.dpo", "DPO on the SFT model's own correct/incorrect answer pairs (TRL)"),
+    StageSpec("eval", "tinymath.eval", "evaluate every stage's model with lm-evaluation-harness"),
+    StageSpec("report", "tinymath.report", "collect results; regenerate figures and the paper"),
 )
 STAGES = {s.name: s for s in PIPELINE}
 
@@ -191,9 +193,14 @@ def run_stage(stage: str, config: Path, overrides: list[str] = (), force: bool =
 
 def _run_prepared(p: Prepared, force: bool) -> Path:
     for need in p.needs:
-        if manifest.read_manifest(p.run.root / need) is None:
+        record = manifest.read_manifest(p.run.root / need)
+        if record is None:
             raise UserError(f"stage {p.name} needs {need} ({p.run.root / need} has no manifest): "
                             f"run 'tinymath {need} --profile {p.run.profile}' first")
+        damage = manifest.verify_outputs(p.run.root / need, record) if "output_stats" in record else None
+        if damage is not None:  # (a manifest the runner wrote records its files' sizes; one made by hand does not)
+            raise UserError(f"stage {p.name} needs {need}, whose {damage}: "
+                            f"rerun 'tinymath {need} --profile {p.run.profile} --force'")
     for path in p.external:
         if not path.is_file():
             raise UserError(f"stage {p.name} needs file {path}: not found")

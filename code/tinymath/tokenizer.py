@@ -102,7 +102,7 @@ def synth_texts(synth_dir: Path) -> Iterator[str]:
                (synth_dir / "gsm" / "train.jsonl", ("question", "answer")),
                (synth_dir / "math" / "train.jsonl", ("problem", "solution"))]
     for path, fields in sources:
-        for record in iter_jsonl(path):
+        for record in iter_jsonl(path, fields):
             yield "\n".join(record[f] for f in fields)
 
 

@@ -115,6 +115,33 @@ def test_damaged_output_reruns_its_stage(smoke_synth, tmp_path, damage, reason):
     assert manifest.sha256_file(target) == record["outputs"]["gsm/train.jsonl"]
 
 
+def test_stage_on_a_damaged_upstream_output_is_a_one_line_error(smoke_synth, tmp_path):
+    """A single-stage command verifies what it reads, as `tinymath run` does before it skips."""
+    runs = tmp_path / "runs"
+    os.system(f"cp -r {smoke_synth} {runs}")
+    target = runs / "smoke" / "synth" / "corpus" / "documents.jsonl"
+    target.write_bytes(target.read_bytes()[:100])
+    before = (runs / "smoke" / "tokenizer" / "manifest.json").read_text()
+    assert_one_line_error(tinymath("tokenizer", "--profile", "smoke", "--runs", str(runs), "--force"), 2,
+                          "needs synth", "corpus/documents.jsonl has 100 bytes", "tinymath synth --profile smoke")
+    assert (runs / "smoke" / "tokenizer" / "manifest.json").read_text() == before
+
+
+def test_evaluating_a_model_waits_for_no_run_of_the_profile(smoke_synth, tmp_path):
+    """eval --model writes below runs/<profile>/ and reads its test sets: not while a run holds the profile."""
+    runs = tmp_path / "runs"
+    os.system(f"cp -r {smoke_synth} {runs}")
+    holder = hold_lock(runs / "smoke")
+    try:
+        result = tinymath("eval", "--model", str(tmp_path / "model"), "--name", "m", "--profile", "smoke", "--runs",
+                          str(runs))
+        assert_one_line_error(result, 2, "another tinymath run holds", f"pid {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (runs / "smoke" / "eval-models").exists()
+
+
 def test_failed_rerun_keeps_the_finished_result(smoke_synth, tmp_path):
     """A check that fails inside a stage (a vocabulary the corpus cannot give) removes nothing that was done."""
     runs = tmp_path / "runs"
@@ -240,6 +267,27 @@ def test_damaged_weights_and_tokenizer_files_are_one_line_errors(tmp_path):
         io.read_tokenizer(tmp_path / "tokenizer.json")
 
 
+def test_truncated_model_weights_are_a_one_line_error_before_loading(tmp_path):
+    path = pickled_model_dir(tmp_path / "model")
+    (path / "pytorch_model.bin").unlink()
+    save_file({"w": torch.ones(256)}, path / "model.safetensors")
+    (path / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes()[:200])
+    with pytest.raises(UserError, match=r"model\.safetensors: damaged safetensors file") as e:
+        common.load_model(path)
+    assert "\n" not in str(e.value)
+
+
+def test_tokenizer_corpus_line_without_its_field_is_a_one_line_error(tmp_path):
+    from tinymath.tokenizer import synth_texts
+
+    for rel, row in (("corpus/documents.jsonl", {"txt": "a"}), ("gsm/train.jsonl", {"question": "q", "answer": "a"}),
+                     ("math/train.jsonl", {"problem": "p", "solution": "s"})):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(json.dumps(row) + "\n")
+    with pytest.raises(UserError, match=r"documents\.jsonl:1: missing key\(s\) text"):
+        list(synth_texts(tmp_path))
+
+
 def test_empty_tokenizer_corpus_is_an_error_not_a_tiny_vocabulary(smoke_synth, tmp_path):
     runs = tmp_path / "runs"
     os.system(f"cp -r {smoke_synth} {runs}")
@@ -259,6 +307,9 @@ def test_damaged_corpus_line_is_a_one_line_error_from_the_data_pipeline(smoke_sy
     corpus = runs / "smoke" / "synth" / "corpus" / "documents.jsonl"
     lines = corpus.read_text().splitlines(keepends=True)
     corpus.write_text("".join(lines[:4]) + '{"id": 4, "source": \n' + "".join(lines[5:]))
+    synth = runs / "smoke" / "synth"  # as if synth itself had written the bad line: its manifest agrees
+    manifest.write_json_atomic(synth / manifest.MANIFEST,
+                               {**manifest.read_manifest(synth), **manifest.output_record(synth)})
     result = tinymath("prepare", "--profile", "smoke", "--runs", str(runs), "--set", "tasks=2",
                       "--set", f"workers={workers}")
     assert_one_line_error(result, 2, f"{corpus}:5: invalid JSON")

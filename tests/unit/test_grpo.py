@@ -25,9 +25,9 @@ def chat_turn(text: str) -> list[dict[str, str]]:
 
 
 def test_correctness_rewards_right_answer_only():
-    texts = [RIGHT, WRONG, LOOSE, NO_ANSWER, "\\boxed{8.0}"]
-    assert rewards.correctness([chat_turn(t) for t in texts], answer=["8"] * 5, kind=["gsm"] * 5) == \
-        [1.0, 0.0, 1.0, 0.0, 1.0]
+    texts = [RIGHT, WRONG, LOOSE, NO_ANSWER, "\\boxed{8.0}", "3 + 5 = 8\n#### 8", "The answer is 8."]
+    assert rewards.correctness([chat_turn(t) for t in texts], answer=["8"] * 7, kind=["gsm"] * 7) == \
+        [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]  # unboxed answers are wrong, as in the chat evaluation
 
 
 def test_correctness_uses_math_equivalence_for_math_answers():

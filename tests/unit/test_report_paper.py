@@ -134,7 +134,7 @@ def build_pdf(results_root: Path, figures_dir: Path | None, tmp_path: Path) -> t
 
 def layout_problems(log: str, aux: str) -> list[str]:
     """What a reviewer would see as broken: wide boxes, floats too large, undefined references, too many pages."""
-    problems = [f"overfull box {w}pt" for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide", log)
+    problems = [f"overfull box {w}pt" for w in re.findall(r"Overfull \\[hv]box \(([\d.]+)pt too (?:wide|high)", log)
                 if float(w) > 1.0]
     problems += re.findall(r"Float too large[^\n]*", log)
     problems += re.findall(r"(?:Citation|Reference) `[^']+' [^\n]*undefined", log)
@@ -156,7 +156,8 @@ def test_report_paper_layout_of_the_committed_paper(tmp_path):
 
 
 def test_layout_check_catches_problems():
-    log = "Overfull \\hbox (25.3pt too wide) in paragraph\nLaTeX Warning: Float too large for page by 9pt\n"
+    log = ("Overfull \\hbox (25.3pt too wide) in paragraph\nLaTeX Warning: Float too large for page by 9pt\n"
+           "Overfull \\vbox (4.2pt too high) has occurred while \\output is active\n")
     aux = "\\newlabel{mainbody:end}{{10}{12}{x}{y}{}}"
-    assert len(layout_problems(log, aux)) == 3
+    assert len(layout_problems(log, aux)) == 4
     assert layout_problems("Overfull \\hbox (0.5pt too wide)", "\\newlabel{mainbody:end}{{10}{8}{x}{y}{}}") == []

@@ -48,3 +48,6 @@ def test_step_bound_by_hand():
     times = roofline.run_time(out, steps=86400, devices=8)
     assert times["days"]["serial"] == pytest.approx(1.22)
     assert times["device_hours"]["serial"] == pytest.approx(1.22 * 24 * 8)
+    assert times["cost_usd"] is None
+    priced = roofline.run_time(out, steps=86400, devices=8, usd_per_device_hour=2.5)
+    assert priced["cost_usd"]["serial"] == pytest.approx(1.22 * 24 * 8 * 2.5)

@@ -27,6 +27,7 @@ from tinymath.errors import UserError
 from tinymath.eval import Config, run_tasks, task_manager, torch_threads
 from tinymath.eval.tasks import TASKS, plan
 from tinymath.io import check_model_dir
+from tinymath.lock import profile_lock
 from tinymath.log import logger
 
 MODELS_DIR = "eval-models"  # below runs/<profile>/
@@ -86,6 +87,11 @@ def main(cfg: Config, spec: str, name: str, profile: str, runs: Path | None = No
             manifest.read_manifest(root / "synth") is None:
         raise UserError(f"{root / 'synth'}: no manifest.json: run 'tinymath synth --profile {profile}' first "
                         "(the profile's suites read its test sets)")
+    with profile_lock(root):  # a profile run may be rewriting the test sets this reads
+        return evaluate_into(cfg, spec, name, profile, root)
+
+
+def evaluate_into(cfg: Config, spec: str, name: str, profile: str, root: Path) -> Path:
     source = resolve(spec)
     final = root / MODELS_DIR / name
     work = final.with_name(f".{name}.work")

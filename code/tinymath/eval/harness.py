@@ -40,7 +40,8 @@ def load_model(cfg: Any, path: Path) -> Any:
 
         return VLLM(pretrained=str(path), dtype=cfg.dtype, batch_size="auto", max_gen_toks=cfg.max_gen_toks,
                     seed=cfg.seed)
-    return SpecialTokenHFLM(pretrained=str(path), dtype=cfg.dtype, device=cfg.device, batch_size=cfg.batch_size)
+    return SpecialTokenHFLM(pretrained=str(path), dtype=cfg.dtype, device=cfg.device, batch_size=cfg.batch_size,
+                            use_safetensors=True)
 
 
 def chat_template_sha256(lm: Any) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tinymath.answer import extract_boxed, gsm_gold, is_correct
+from tinymath.answer import chat_correct, extract_boxed, gsm_gold
 from tinymath.stats import bootstrap_ci
 
 
@@ -27,13 +27,11 @@ def process_math(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
 
 
 def chat_score(generation: str, gold: str, kind: str) -> float:
-    """1.0 when the generation's last \\boxed{} states the gold answer.
+    """1.0 when the generation's last \\boxed{} states the gold answer (`answer.chat_correct`), else 0.0.
 
-    The answer form requires the box, so an unboxed generation is wrong (and never reaches math-verify, which can
-    take seconds on free text).
+    An unboxed generation never reaches math-verify, which can take seconds on free text.
     """
-    answer = extract_boxed(generation)
-    return float(answer is not None and is_correct(answer, gold, kind))
+    return float(chat_correct(generation, gold, kind))
 
 
 def math_gold(doc: dict[str, Any]) -> str:

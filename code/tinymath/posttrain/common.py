@@ -18,22 +18,22 @@ import time
 import typing
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 import trl
 from datasets import load_dataset
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
-from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from tinymath import specials
-from tinymath.config import Section
+from tinymath.config import Requirements, Section
 from tinymath.errors import UserError
-from tinymath.io import MetricsLog, check_model_dir, read_jsonl
+from tinymath.io import MetricsLog, check_model_dir, read_jsonl, safetensors_damage
 from tinymath.log import logger
 from tinymath.posttrain import chat
+from tinymath.posttrain.dev_curve import DevConfig
 from tinymath.runner import Run
 
 # TRL config fields the stages set themselves: where checkpoints go, seeds, what the loss covers, no trackers.
@@ -67,6 +67,23 @@ class Source(Section):
         if (self.path is None) == (self.hub is None):
             raise ValueError("exactly one of path (offline synth file) or hub (dataset id)")
         return self
+
+
+class PolicyConfig(Section):
+    """What the stages that train the SFT policy on prompts (grpo, dpo) configure alike; `TRL_CONFIG` is the TRL
+    config class whose fields `trainer` holds."""
+
+    TRL_CONFIG: ClassVar[type]
+    seed: int = 0
+    requires: Requirements = Requirements()
+    prompts: Source
+    dev: DevConfig | None = None  # learning curve: greedy accuracy on a dev subset during training
+    trainer: dict[str, Any]  # TRL_CONFIG keyword arguments
+
+    @field_validator("trainer")
+    @classmethod
+    def _trainer(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_fields(v, cls.TRL_CONFIG)
 
 
 def check_fields(trainer: dict[str, Any], config_class: type) -> dict[str, Any]:
@@ -166,14 +183,13 @@ def checkpoint_damage(path: Path) -> str | None:
     try:
         json.loads((path / "trainer_state.json").read_text())
         for weights in path.glob("*.safetensors"):
-            with safe_open(weights, "np") as f:  # the header's offsets must fit the file
-                for key in f.keys():
-                    f.get_slice(key)
+            if (damage := safetensors_damage(weights)) is not None:
+                return f"{weights.name}: {damage}"
         for archive in [*path.glob("*.pt"), *path.glob("*.pth")]:
             with zipfile.ZipFile(archive) as z:  # torch.save writes zip archives; testzip checks every CRC
                 if (bad := z.testzip()) is not None:
                     return f"{archive.name}: member {bad} fails its CRC"
-    except (OSError, ValueError, zipfile.BadZipFile, SafetensorError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
     return None
 
@@ -211,9 +227,9 @@ def load_policy(path: Path) -> tuple[Any, Any]:
     return model, tok
 
 
-def needs_policy(prompts: Source, dev: Any) -> list[str]:
-    """The upstream stages of a stage that samples the SFT model on `prompts`, with an optional dev curve."""
-    return ["sft", *(needs_synth(prompts) or (["synth"] if dev else []))]
+def needs_policy(cfg: PolicyConfig) -> list[str]:
+    """The upstream stages of a stage that samples the SFT model on its prompts, with an optional dev curve."""
+    return ["sft", *(needs_synth(cfg.prompts) or (["synth"] if cfg.dev else []))]
 
 
 def save_model(trainer: Any, tok: Any, out: Path) -> None:

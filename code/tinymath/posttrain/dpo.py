@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from trl import DPOConfig, DPOTrainer
 
 from tinymath.answer import gsm_gold
-from tinymath.config import Requirements, Section, config_digest
+from tinymath.config import Section, config_digest
 from tinymath.errors import UserError
 from tinymath.eval.scoring import chat_score
 from tinymath.io import read_jsonl, write_jsonl
@@ -38,8 +38,8 @@ from tinymath.log import logger
 from tinymath.posttrain import chat
 from tinymath.posttrain.common import (
     MetricsWriter,
+    PolicyConfig,
     Source,
-    check_fields,
     fit,
     load_policy,
     load_records,
@@ -47,7 +47,7 @@ from tinymath.posttrain.common import (
     resume_point,
     trl_args,
 )
-from tinymath.posttrain.dev_curve import DevConfig, DevCurve, generate
+from tinymath.posttrain.dev_curve import DevCurve, generate
 from tinymath.runner import Run
 
 METRIC_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm", "epoch": "epoch",
@@ -70,13 +70,10 @@ class PairsConfig(Section):
     reference_when_all_wrong: bool = False
 
 
-class Config(Section):
-    seed: int = 0
-    requires: Requirements = Requirements()
-    prompts: Source  # GSM8K-format train problems
+class Config(PolicyConfig):
+    TRL_CONFIG = DPOConfig
+    # prompts: GSM8K-format train problems
     pairs: PairsConfig = PairsConfig()
-    dev: DevConfig | None = None  # learning curve: greedy accuracy on a dev subset during training
-    trainer: dict[str, Any]  # trl.DPOConfig keyword arguments
 
     @field_validator("prompts")
     @classmethod
@@ -85,14 +82,9 @@ class Config(Section):
             raise ValueError("prompt format gsm8k")
         return v
 
-    @field_validator("trainer")
-    @classmethod
-    def _trainer(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return check_fields(v, DPOConfig)
-
 
 def needs(cfg: Config) -> list[str]:
-    return needs_policy(cfg.prompts, cfg.dev)
+    return needs_policy(cfg)
 
 
 def make_pairs(completions: list[str], verdicts: list[bool], per_prompt: int) -> list[tuple[str, str]]:

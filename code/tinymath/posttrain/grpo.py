@@ -1,11 +1,12 @@
 """Stage `grpo`: GRPO with verifiable rewards (TRL GRPOTrainer) on the SFT model, prompts from GSM8K train.
 
-    tinymath grpo --profile cpu      # synthetic GSM8K train prompts, CPU, ~2 minutes
+    tinymath grpo --profile cpu      # synthetic GSM8K train prompts, CPU
     tinymath grpo --profile paper    # openai/gsm8k (main) train prompts, GPU
 
 Each prompt is the system + user turns the SFT model was trained on; TRL samples `num_generations` completions,
-stopping at <|im_end|>, and scores them with `tinymath.posttrain.rewards` (correctness by math-verify, strict answer
-format, repetition penalty), weighted by the config's `trainer.reward_weights`. Writes `model/` and `metrics.jsonl`
+stopping at <|im_end|>, and scores them with the reward functions the config names (`tinymath.posttrain.rewards`:
+correctness by the evaluation's answer rule, strict answer format, repetition penalty), weighted by the config's
+`trainer.reward_weights`. Writes `model/` and `metrics.jsonl`
 like `sft`.
 """
 
@@ -18,13 +19,13 @@ from pydantic import Field, field_validator
 from trl import GRPOConfig, GRPOTrainer
 
 from tinymath.answer import gsm_gold
-from tinymath.config import Requirements, Section, config_digest
+from tinymath.config import config_digest
 from tinymath.log import logger
 from tinymath.posttrain import chat, rewards
 from tinymath.posttrain.common import (
     MetricsWriter,
+    PolicyConfig,
     Source,
-    check_fields,
     fit,
     load_policy,
     load_records,
@@ -32,7 +33,7 @@ from tinymath.posttrain.common import (
     resume_point,
     trl_args,
 )
-from tinymath.posttrain.dev_curve import DevConfig, DevCurve
+from tinymath.posttrain.dev_curve import DevCurve
 from tinymath.runner import Run
 
 METRIC_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm", "reward": "reward_mean",
@@ -44,13 +45,10 @@ GOLD = {"gsm8k": lambda rec: gsm_gold(rec["answer"]), "math": lambda rec: rec["a
 KIND = {"gsm8k": "gsm", "math": "math"}
 
 
-class Config(Section):
-    seed: int = 0
-    requires: Requirements = Requirements()
-    prompts: Source  # GSM8K train (gsm8k format) or a MATH-format set
+class Config(PolicyConfig):
+    TRL_CONFIG = GRPOConfig
+    # prompts: GSM8K train (gsm8k format) or a MATH-format set
     rewards: list[str] = Field(min_length=1)  # names from tinymath.posttrain.rewards.REWARDS, in reward_weights order
-    dev: DevConfig | None = None  # learning curve: greedy accuracy on a dev subset during training
-    trainer: dict[str, Any]  # trl.GRPOConfig keyword arguments
 
     @field_validator("prompts")
     @classmethod
@@ -67,14 +65,9 @@ class Config(Section):
             raise ValueError(f"reward names from {sorted(rewards.REWARDS)}")
         return v
 
-    @field_validator("trainer")
-    @classmethod
-    def _trainer(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return check_fields(v, GRPOConfig)
-
 
 def needs(cfg: Config) -> list[str]:
-    return needs_policy(cfg.prompts, cfg.dev)
+    return needs_policy(cfg)
 
 
 def prompt_dataset(cfg: Config, run: Run) -> Dataset:

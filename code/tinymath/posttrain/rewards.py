@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tinymath import specials
-from tinymath.answer import follows_format, is_correct
+from tinymath.answer import chat_correct, follows_format
 
 NGRAM = 4  # repetition is measured over word 4-grams, the shortest span that a copied phrase reliably shows
 
@@ -21,12 +21,12 @@ def _text(completion: Any) -> str:
 
 
 def correctness(completions: list[Any], answer: list[str], kind: list[str], **_: Any) -> list[float]:
-    """1 when the completion's final answer equals the gold one by the evaluation's own rule, else 0.
+    """1 when the completion's boxed answer equals the gold one by the evaluation's own rule, else 0.
 
-    `answer.is_correct` is the single definition (math-verify, gold first, timeouts and parse failures = wrong), so
-    the reward optimises exactly what evaluation measures; `kind` is 'gsm' or 'math' per prompt.
+    `answer.chat_correct` is the single definition (the last box; math-verify, gold first, timeouts and parse
+    failures = wrong), so the reward optimises exactly what evaluation measures; `kind` is 'gsm' or 'math' per prompt.
     """
-    return [float(is_correct(_text(c), gold, k)) for c, gold, k in zip(completions, answer, kind, strict=True)]
+    return [float(chat_correct(_text(c), gold, k)) for c, gold, k in zip(completions, answer, kind, strict=True)]
 
 
 def strict_format(completions: list[Any], **_: Any) -> list[float]:

@@ -71,6 +71,7 @@ class DryRunConfig(Section):
     hbm_gib: float = Field(gt=0)  # memory per device
     hbm_gbps: float = Field(gt=0)  # memory bandwidth per device, GB/s
     collective_gbps: float = Field(gt=0)  # per-device bandwidth of an all-reduce over the slice, GB/s
+    usd_per_device_hour: float | None = Field(None, gt=0)  # a device-hour's price: the predicted run's cost
 
 
 class Config(Section):

@@ -109,7 +109,8 @@ def analyse(cfg: Config) -> dict:
         "hbm_bytes": int(hw.hbm_gib * 2**30), "fits": total <= hw.hbm_gib * 2**30,
         "device": {"peak_tflops": cfg.device_peak_tflops, "hbm_gbps": hw.hbm_gbps,
                    "collective_gbps": hw.collective_gbps},
-        "roofline": {**bound, **roofline.run_time(bound, cfg.steps, cfg.devices)}, "compile_s": round(compile_s, 1),
+        "roofline": {**bound, **roofline.run_time(bound, cfg.steps, cfg.devices, hw.usd_per_device_hour)},
+        "compile_s": round(compile_s, 1),
     }
 
 

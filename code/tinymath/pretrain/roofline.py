@@ -93,7 +93,9 @@ def step_bound(micro: Piece, update: Piece, microbatches: int, devices: int, mod
             "step_s": terms, "bound_s": bound, "mfu": mfu}
 
 
-def run_time(bound: dict, steps: int, devices: int) -> dict:
-    """Days and device-hours of `steps` steps at each bound."""
+def run_time(bound: dict, steps: int, devices: int, usd_per_device_hour: float | None = None) -> dict:
+    """Days, device-hours and (given a device-hour's price) the cost in USD of `steps` steps at each bound."""
     days = {k: steps * t / SECONDS_PER_DAY for k, t in bound["bound_s"].items()}
-    return {"days": days, "device_hours": {k: d * 24 * devices for k, d in days.items()}}
+    hours = {k: d * 24 * devices for k, d in days.items()}
+    cost = {k: h * usd_per_device_hour for k, h in hours.items()} if usd_per_device_hour else None
+    return {"days": days, "device_hours": hours, "usd_per_device_hour": usd_per_device_hour, "cost_usd": cost}

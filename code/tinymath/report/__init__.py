@@ -18,6 +18,7 @@ from pydantic import Field
 from tinymath import log, manifest, paths, runner
 from tinymath.config import Section, config_files
 from tinymath.errors import UserError
+from tinymath.lock import profile_lock
 from tinymath.report import results as results_io
 from tinymath.report.card import CardConfig
 from tinymath.report.paired import PairedConfig, paired_results
@@ -32,7 +33,6 @@ class Tolerances(Section):
     hashes: Literal["exact"] = "exact"  # sha256 of a stage's outputs (the packed data)
     loss_rtol: float = Field(gt=0)  # |fresh - committed| <= loss_rtol * |committed|
     reward_atol: float = Field(gt=0)  # GRPO mean rewards lie in [0, 1]: an absolute tolerance
-    accuracy: Literal["ci95_overlap"] = "ci95_overlap"  # the two 95% intervals must overlap
 
 
 class Config(Section):
@@ -90,7 +90,9 @@ def command(action: str, profile: str, results: Path | None = None, out: Path | 
         paper_numbers.write_all(results or paths.RESULTS, out or paths.PAPER / "generated", profile)
         return 0
     if action == "publish":
-        publish(Path(runs or paths.runs_root()) / profile / "report", out or paths.RESULTS / profile, allow_dirty)
+        root = Path(runs or paths.runs_root()) / profile
+        with profile_lock(root):  # not while a run of the profile rewrites its report
+            publish(root / "report", out or paths.RESULTS / profile, allow_dirty)
         return 0
     raise UserError(f"report {action!r}: expected figures, paper or publish")
 

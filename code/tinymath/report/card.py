@@ -61,9 +61,9 @@ max |logit difference| {max_diff:.2e} (tolerance {tol:g}), mean KL divergence {k
 
 {evaluation}
 
-Chat-format answers are scored by one rule, shared with the GRPO correctness reward (`tinymath.answer.is_correct`): \
-the final answer is the last `\\boxed{{}}` (else the `####` line). A GSM8K answer is correct when it states one \
-number of the reference's value; a unit (`18 dollars`, `18\\text{{ cm}}`), currency signs, a percent sign, \
+Chat-format answers are scored by one rule, shared with the GRPO correctness reward (`tinymath.answer.chat_correct`): \
+the final answer is the last `\\boxed{{}}`, and a generation without one is wrong. A GSM8K answer is correct when it \
+states one number of the reference's value; a unit (`18 dollars`, `18\\text{{ cm}}`), currency signs, a percent sign, \
 thousands separators (`,` `{{,}}` `\\,` thin spaces) and forms such as `18.00` or `\\frac{{36}}{{2}}` may go with \
 it. Another number, more numbers after it (`18 or 19`), or an empty answer is wrong, whatever the text said before. \
 MATH answers are compared by math-verify (gold first), numeric ones also by the same number rule.

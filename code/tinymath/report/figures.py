@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from tinymath import log  # noqa: E402
-from tinymath.io import STAGE_MODELS  # noqa: E402
+from tinymath.io import DATASET_NAMES, STAGE_MODELS, task_label  # noqa: E402
 from tinymath.report import results as results_io  # noqa: E402
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
@@ -54,6 +54,11 @@ METADATA = {"pdf": {"CreationDate": None, "Creator": "tinymath", "Producer": "ti
 WIDE = (6.4, 2.6)
 
 Results = dict[str, dict[str, Any]]
+
+
+def readable(key: str) -> str:
+    """A results key as a reader names it: `synth_gsm` -> `Synthetic GSM`, `level_1` -> `level 1`."""
+    return DATASET_NAMES.get(key, key.replace("_", " "))
 
 
 def data(res: Results, name: str) -> dict[str, Any]:
@@ -175,7 +180,7 @@ def _bars(ax: Any, groups: list[str], series: dict[str, dict[str, dict[str, Any]
         hi = [pct(cells[g]["ci95"][1]) - v for v, g in zip(vals, [g for g in groups if g in cells])]
         ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=model,
                color=MODEL_COLOURS.get(model, PALETTE[(i + 3) % len(PALETTE)]))
-    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+    ax.set_xticks(range(len(groups)), [readable(g) for g in groups], rotation=20, ha="right")
     ax.set_ylim(0, max(5.0, ax.get_ylim()[1]))  # an all-zero panel still shows a 0-5% scale, not +-0.05
     ax.set_ylabel("accuracy (%)")
     ax.legend()
@@ -218,7 +223,7 @@ def accuracy_by_subset(res: Results) -> Figure:
     for ax, task in zip(axes.flat, tasks):
         subsets = sorted({s for d in docs for s in d["tasks"].get(task, {}).get("subsets", {})})
         _bars(ax, subsets, {d["model"]: d["tasks"][task].get("subsets", {}) for d in docs if task in d["tasks"]})
-        ax.set_title(task)
+        ax.set_title(task_label(task, next(d["tasks"][task] for d in docs if task in d["tasks"])))
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
     return fig
@@ -232,11 +237,13 @@ def data_mix(res: Results) -> Figure:
     xs = range(len(sources))
     ax.bar([x - 0.2 for x in xs], [pct(stats["mix"][s]["target"]) for s in sources], 0.4, label="target")
     ax.bar([x + 0.2 for x in xs], [pct(stats["mix"][s]["achieved"]) for s in sources], 0.4, label="achieved")
-    ax.set_xticks(list(xs), sources, rotation=20, ha="right")
+    ax.set_xticks(list(xs), [readable(s) for s in sources], rotation=20, ha="right")
     ax.set(ylabel="share of training tokens (%)", title="data mix")
     ax.legend()
-    removed = {**{f"filter: {k}": v for k, v in stats["filters"].items()}, "near-duplicates": stats["dedup"]["removed"],
-               **{f"decontam: {k}": v for k, v in stats["decontamination"].items()}}
+    removed = {**{f"filter: {readable(k)}": v for k, v in stats["filters"].items()},
+               "near-duplicates": stats["dedup"]["removed"],
+               **{f"decontam: {readable(k.removesuffix('_test'))} test": v
+                  for k, v in stats["decontamination"].items()}}
     names = list(removed)
     ax_rm.barh(range(len(names)), [removed[n] for n in names], color=PALETTE[3])
     ax_rm.set_yticks(range(len(names)), names)

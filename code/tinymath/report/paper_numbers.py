@@ -253,7 +253,9 @@ def verdict_numbers(nums: Numbers, verdict: dict[str, Any] | None, variance: dic
     seeds = variance["data"]["seeds"] if variance else []
     nums.add("VarianceSeeds", fmt(len(seeds)) if seeds else NA, variance)
     # Sentences (no provenance rows of their own: the numbers in them have theirs above).
-    nums.add("VarianceStatus", f"measured by rerunning the profile from pretraining under {len(seeds)} seeds" if seeds
+    start = variance["data"].get("start", "pretrain") if variance else None  # older files: from pretraining
+    nums.add("VarianceStatus", f"measured by rerunning the profile from its \\texttt{{{start}}} stage on under "
+             f"{len(seeds)} seeds" if seeds
              else "to be measured by rerunning the profile from pretraining under several seeds "
                   "(\\texttt{tinymath variance}); no such measurement is in these results yet, so an accuracy is "
                   "tested against the committed one on the same problems (McNemar's exact test) and a loss gets the "
@@ -293,6 +295,15 @@ def dry_run_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
         nums.add(f"PaperMFU{label}", fmt(100 * roof["mfu"][bound], 1) if roof else NA, doc)
         nums.add(f"PaperDays{label}", fmt(roof["days"][bound], 1) if roof else NA, doc)
         nums.add(f"PaperChipHours{label}", fmt(round(roof["device_hours"][bound])) if roof else NA, doc)
+        nums.add(f"PaperCost{label}", cost_phrase(roof, bound), doc)
+
+
+def cost_phrase(roof: dict[str, Any], bound: str) -> str:
+    """`US\\$44,700 at US\\$3.22 per chip-hour`, or why no cost is given."""
+    if not roof.get("cost_usd"):
+        return "no price per chip-hour is configured"
+    return (f"US\\${fmt(round(roof['cost_usd'][bound]))} at US\\${fmt(roof['usd_per_device_hour'], 2)} per "
+            "chip-hour on demand")
 
 
 def status_numbers(nums: Numbers, root: Path, profile: str, paper_res: dict[str, Any]) -> None:
@@ -484,12 +495,20 @@ def key_value_table(values: dict[str, Any], caption: str, label: str) -> str:
     """Dotted keys and values in two column pairs, as configured or measured; an empty listing says so."""
     if not values:
         return f"\\emph{{{caption}: none in the results.}}\\label{{{label}}}\n"
-    shown = {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in values.items()}
-    pairs = [f"\\texttt{{{breakable(k)}}} & \\texttt{{{breakable(v)}}}" for k, v in shown.items()]
+    pairs = [f"\\texttt{{{breakable(k)}}} & \\texttt{{{breakable(shown_value(v))}}}" for k, v in values.items()]
     half = (len(pairs) + 1) // 2
     rows = [f"{left} & {right} \\\\" for left, right in zip(pairs[:half], pairs[half:] + [" & "])]
-    return longtable(r"@{}p{0.28\linewidth}p{0.17\linewidth}p{0.28\linewidth}p{0.17\linewidth}@{}",
+    ragged = r">{\raggedright\arraybackslash}"  # narrow justified cells stretch their spaces into gaps
+    return longtable(f"@{{}}{ragged}p{{0.26\\linewidth}}{ragged}p{{0.19\\linewidth}}"
+                     f"{ragged}p{{0.26\\linewidth}}{ragged}p{{0.19\\linewidth}}@{{}}",
                      "key & value & key & value", rows, caption, label)
+
+
+def shown_value(v: Any) -> Any:
+    """A configured or measured value as the tables print it: 4 significant digits, integers grouped by three."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else v
 
 
 def paper_config_table(configs: dict[str, Any] | None) -> str:
