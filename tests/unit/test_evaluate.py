@@ -14,7 +14,7 @@ from tinymath.config import load_config
 from tinymath.errors import UserError
 from tinymath.eval import Config, external_inputs, main, needs
 from tinymath.eval.harness import load_model
-from tinymath.eval.scoring import process_gsm, process_math
+from tinymath.eval.scoring import arithmetic, arithmetic_steps, process_gsm, process_math
 from tinymath.eval.tasks import STOP_STRINGS, Planned, task_yaml
 from tinymath.io import check_model_dir
 
@@ -121,6 +121,10 @@ def test_eval_main_writes_samples_and_results_in_pipeline_format(tmp_path, runs,
     assert chat["chat_template"] and len(chat["chat_template_sha256"]) == 64
     assert chat["scorer"] == "tinymath.answer.is_correct" and chat["num_fewshot"] == 0
     assert chat["generation_kwargs"]["until"] == STOP_STRINGS
+    counts = sft["tasks"]["chat_gsm8k/accuracy"]["arithmetic"]
+    assert set(counts) == {"steps", "false_steps", "wrong_answers", "wrong_with_false_step"}
+    assert 0 <= counts["wrong_with_false_step"] <= counts["wrong_answers"] <= 2
+    assert "arithmetic" not in entry  # few-shot generations need not write calculations out
 
     rows = [json.loads(x) for x in (run.dir / "sft" / "chat_gsm8k" / "samples.jsonl").read_text().splitlines()]
     assert [r["doc_id"] for r in rows] == [0, 1]
@@ -137,6 +141,27 @@ def test_process_results_score_a_correct_chat_answer():
     assert process_gsm(doc, ["The final answer is 1200."]) == {"accuracy": 0.0}  # the answer form boxes it
     math_doc = {"problem": "p", "solution": "so $\\boxed{\\frac{1}{2}}$", "answer": "1/2"}
     assert process_math(math_doc, ["The final answer is \\boxed{0.5}."]) == {"accuracy": 1.0}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Then she has 9 - 1 = 9 cards.", (1, 1)),
+    ("Then she has 9 - 1 = 8 cards.", (1, 0)),
+    ("480 * 30 / 100 = 144 workers like pizza.", (1, 0)),   # several operators, exact division
+    ("2 + 3 * 4 = 14, not 2 + 3 * 4 = 20.", (2, 1)),        # the usual precedence
+    ("He pays $12 x 3 = $36. Then 7 / 2 = 3.5 hours.", (2, 0)),  # amounts in $, `x`, a decimal result
+    ("Each box holds 5 / 0 = 1 pen.", (1, 1)),               # a division by zero is false
+    ("He has 12 apples and 3 pears = 15 fruits.", (0, 0)),   # words between the numbers: not a calculation
+    ("<<84*5=420>>420 miles", (0, 0)),                       # calculator annotations are not written steps
+])
+def test_arithmetic_steps_counts_written_calculations_and_false_ones(text, expected):
+    assert arithmetic_steps(text) == expected
+
+
+def test_arithmetic_counts_false_steps_in_wrong_answers():
+    generations = ["9 - 1 = 9 so \\boxed{9}", "9 - 1 = 8 so \\boxed{8}", "4 + 4 = 8, 8 / 2 = 5 so \\boxed{5}",
+                   "guess \\boxed{7}"]
+    assert arithmetic(generations, [0.0, 1.0, 0.0, 0.0]) == {
+        "steps": 4, "false_steps": 2, "wrong_answers": 3, "wrong_with_false_step": 2}
 
 
 def test_task_yaml_overrides_only_data_stops_and_length(tmp_path):

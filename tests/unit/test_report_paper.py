@@ -84,6 +84,19 @@ def test_report_paper_macros_defined_without_results(tmp_path):
     assert "not drawn: pretrain.json absent" in files["figures.tex"]
 
 
+def test_arithmetic_numbers_are_shares_of_the_eval_counts():
+    counts = {"steps": 200, "false_steps": 50, "wrong_answers": 40, "wrong_with_false_step": 30}
+    task = {paper_numbers.GAIN_TASK: {"arithmetic": counts}}
+    doc = {"profile": "cpu", "name": "eval_sft", "provenance": {"command": "tinymath eval"},
+           "data": {"tasks": task}}
+    numbers = paper_numbers.Numbers(Path("results"))
+    paper_numbers.arithmetic_numbers(numbers, {"eval_sft": doc})
+    text = numbers.tex()
+    assert r"\newcommand{\ReproSftFalseSteps}{25.0}" in text
+    assert r"\newcommand{\ReproSftWrongWithFalseStep}{75.0}" in text
+    assert r"\newcommand{\ReproGrpoFalseSteps}{\textit{n/a}}" in text  # no GRPO evaluation in these results
+
+
 def test_verdict_and_variance_sentences_say_what_was_measured():
     numbers = paper_numbers.Numbers(Path("results"))
     paper_numbers.verdict_numbers(numbers, None, None)

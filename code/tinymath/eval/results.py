@@ -70,11 +70,13 @@ def task_entries(result: dict[str, Any], item: Planned, records: list[dict[str, 
             raise RuntimeError(f"{item.harness_name} {key}: samples average {sum(scores) / len(scores)} "
                                f"but lm-eval reports {value}")
         metric, filt = key.split(",", 1)
-        entries[f"{item.name}/{metric if filt == 'none' else filt}"] = {
-            "n": len(scores), "metric": key, "value": value, "stderr": scoring.stderr(scores),
-            "ci95": bootstrap_ci(scores, cfg.bootstrap_samples, cfg.seed),
-            "subsets": scoring.subsets(scores, [r["subsets"] for r in records], cfg.bootstrap_samples, cfg.seed),
-            "settings": settings, **verdicts(scores)}
+        entry = {"n": len(scores), "metric": key, "value": value, "stderr": scoring.stderr(scores),
+                 "ci95": bootstrap_ci(scores, cfg.bootstrap_samples, cfg.seed),
+                 "subsets": scoring.subsets(scores, [r["subsets"] for r in records], cfg.bootstrap_samples, cfg.seed),
+                 "settings": settings, **verdicts(scores)}
+        if item.chat:  # the zero-shot chat solutions write their calculations out; few-shot ones may not
+            entry["arithmetic"] = scoring.arithmetic([r["generation"] for r in records], scores)
+        entries[f"{item.name}/{metric if filt == 'none' else filt}"] = entry
     return entries
 
 

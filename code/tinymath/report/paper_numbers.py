@@ -145,6 +145,8 @@ def grpo_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     nums.add("ReproGrpoRewardFirst", fmt(s.get("reward_first")), doc)
     nums.add("ReproGrpoRewardFinal", fmt(s.get("reward_final")), doc)
     nums.add("ReproGrpoKLFinal", fmt(s.get("kl_final"), 4), doc)
+    zero = [r["frac_zero_std"] for r in (doc["data"]["train"] if doc else []) if r.get("frac_zero_std") is not None]
+    nums.add("ReproGrpoZeroStd", fmt_pct(sum(zero) / len(zero)) if zero else NA, doc if zero else None)
     nums.add("ReproGrpoMinutes", fmt((doc["provenance"].get("wall_time_s") or 0) / 60, 1) if doc else NA, doc)
 
 
@@ -230,6 +232,22 @@ def gain_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     nums.add("GainDpoSentence", f"and on-policy DPO by {fmt_gain(dpo['difference'])} points "
              f"([{fmt_gain(dpo['ci95'][0])}, {fmt_gain(dpo['ci95'][1])}], {gain_verdict(dpo)})" if dpo else
              "while these results hold no run of the DPO stage yet")
+
+
+def arithmetic_numbers(nums: Numbers, res: dict[str, Any]) -> None:
+    """How much of each post-trained model's error on the synthetic GSM test is a false written calculation."""
+    for model in ("sft", "grpo"):
+        doc = res.get(f"eval_{model}")
+        counts = doc["data"]["tasks"].get(GAIN_TASK, {}).get("arithmetic") if doc else None
+        source = doc if counts else None
+        name = macro_name("repro", model)
+        nums.add(f"{name}FalseSteps", share(counts, "false_steps", "steps"), source)
+        nums.add(f"{name}WrongWithFalseStep", share(counts, "wrong_with_false_step", "wrong_answers"), source)
+
+
+def share(counts: dict[str, int] | None, part: str, whole: str) -> str:
+    """`counts[part]` as a percentage of `counts[whole]`."""
+    return fmt_pct(counts[part] / counts[whole]) if counts and counts[whole] else NA
 
 
 def timing_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
@@ -552,6 +570,7 @@ def build(root: Path, profile: str) -> dict[str, str]:
     dpo_numbers(nums, res.get("dpo"))
     parity_numbers(nums, res.get("parity"))
     gain_numbers(nums, res.get("paired"))
+    arithmetic_numbers(nums, res)
     timing_numbers(nums, res.get("timings"))
     verdict_numbers(nums, res.get("verdict"), res.get("variance"))
     dry_run_numbers(nums, res.get("dry_run"))
