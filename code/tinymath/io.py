@@ -69,6 +69,25 @@ def _parse(line: str, path: Path, number: int, required: tuple[str, ...]) -> dic
     return row
 
 
+def read_json(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One JSON object from a file, with `required` keys; a UserError names the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise UserError(f"{path}: missing key(s) {', '.join(missing)}")
+    return obj
+
+
 def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return list(iter_jsonl(path, required))
 

@@ -33,8 +33,8 @@ __all__ = ["PIPELINE", "Requirements", "Run", "Stage", "run_profile", "run_stage
 
 @runtime_checkable
 class Stage(Protocol):
-    """What the runner needs of a stage module. Optionally `external_inputs(cfg) -> list[Path]`: files outside the
-    runs tree that the stage reads (hashed into its fingerprint)."""
+    """What the runner needs of a stage module. Optionally `external_inputs(cfg, root) -> list[Path]`: the files it
+    reads outside its upstream stages' run directories (root is runs/<profile>), hashed into its fingerprint."""
 
     Config: type[Section]
 
@@ -106,8 +106,8 @@ def load_stage(stage: str) -> Stage:
     return module
 
 
-def external_inputs(module: ModuleType, cfg: Section) -> list[Path]:
-    return [Path(p) for p in getattr(module, "external_inputs", lambda _: [])(cfg)]
+def external_inputs(module: ModuleType, cfg: Section, root: Path) -> list[Path]:
+    return [Path(p) for p in getattr(module, "external_inputs", lambda _cfg, _root: [])(cfg, root)]
 
 
 def check_requirements(req: Requirements | None, source: Path) -> None:
@@ -180,7 +180,7 @@ def prepare(stage: str, config: Path, overrides: list[str] = (), runs: Path | No
     profile = profile_of(config)
     root = Path(runs or paths.runs_root()) / profile
     run = Run(stage=stage, profile=profile, dir=root / f".{stage}.work", root=root, config_path=Path(config))
-    return Prepared(stage, module, cfg, run, list(module.needs(cfg)), external_inputs(module, cfg))
+    return Prepared(stage, module, cfg, run, list(module.needs(cfg)), external_inputs(module, cfg, root))
 
 
 def run_stage(stage: str, config: Path, overrides: list[str] = (), force: bool = False,

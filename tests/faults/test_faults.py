@@ -363,6 +363,34 @@ def test_runs_path_that_is_a_file_is_a_one_line_error(tmp_path):
                           str(tmp_path / "runs"))
 
 
+FULL_DISK_ON_JSON_WRITE = """
+import errno, sys
+from tinymath import cli, manifest
+def full(path, obj):
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+manifest.write_json_atomic = full
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_full_disk_during_a_stage_is_one_line_and_leaves_it_not_done(tmp_path):
+    runs = tmp_path / "runs"
+    args = ["synth", "--profile", "smoke", "--runs", str(runs)]
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_ON_JSON_WRITE, *args], cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=600)
+    assert_one_line_error(result, 1, "No space left on device", ".synth.work")  # names the file it could not write
+    assert not (runs / "smoke" / "synth").exists()
+    rerun = tinymath(*args)
+    assert rerun.returncode == 0 and "running (no manifest)" in rerun.stderr, rerun.stderr[-2000:]
+
+
+def test_empty_runs_environment_variable_is_a_user_error_not_the_working_directory(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tinymath", "synth", "--profile", "smoke"], cwd=tmp_path,
+                            env={**ENV, "TINYMATH_RUNS": ""}, capture_output=True, text=True, timeout=600)
+    assert_one_line_error(result, 2, "TINYMATH_RUNS", "empty")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_commands_on_missing_results_are_errors(tmp_path):
     assert_one_line_error(tinymath("report", "figures", "--results", str(tmp_path / "none"), "--out",
                                    str(tmp_path / "f")), 2, "not a directory")

@@ -55,8 +55,8 @@ class OpenAudit:
 
     def wrap(self, stage: str, module: runner.Stage) -> types.SimpleNamespace:
         def main(cfg, run):
-            declared = [run.dir, *(run.input(n) for n in module.needs(cfg)), *runner.external_inputs(module, cfg),
-                        *config.config_files(run.config_path)]
+            declared = [run.dir, *(run.input(n) for n in module.needs(cfg)),
+                        *runner.external_inputs(module, cfg, run.root), *config.config_files(run.config_path)]
             self.allowed, self.stage = [Path(p).resolve() for p in declared] + LIBRARY_ROOTS, stage
             try:
                 module.main(cfg, run)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_eval_external import write_tiny_model
+from tiny_runs import write_tiny_model
 
 from tinymath import cli, paths
 from tinymath.chat import DIM, RESET, USER_PROMPT, Sampling, ThinkStyle, load, messages, reply

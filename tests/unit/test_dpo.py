@@ -7,7 +7,7 @@ import json
 
 import pytest
 from datasets import Dataset
-from test_sft import gsm_records, make_upstream, tiny_model
+from tiny_runs import gsm_records, make_upstream, tiny_model
 from trl import DPOConfig, DPOTrainer
 
 from tinymath import runner, specials

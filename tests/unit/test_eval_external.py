@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_runs import write_tiny_model
 
 from tinymath import cli, manifest, paths
 from tinymath.eval.external import MODELS_DIR, NO_TEMPLATE
@@ -19,23 +20,7 @@ GSM_ROWS = [{"question": f"Tom has {i} apples and buys {i + 2} more. How many ap
              "answer": f"He has {i} + {i + 2} = {2 * i + 2} apples.\n#### {2 * i + 2}"} for i in range(4)]
 
 
-def write_tiny_model(out: Path, tokenizer, chat_template: bool = True) -> Path:
-    """A random 2-layer LlamaForCausalLM with the project's tokenizer; `chat_template=False` drops the template."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tinymath import specials
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                      tie_word_embeddings=True, bos_token_id=None, eos_token_id=specials.IM_END_ID,
-                      pad_token_id=specials.PAD_ID, initializer_range=0.5)  # wide: varied, not constant, text
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    if not chat_template:
-        (out / "chat_template.jinja").unlink()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +124,12 @@ def test_report_collects_a_model_eval_into_the_paper_hub_table(models, tmp_path,
     docs = {d["name"]: d for d in collect.collect_model_evals(run)}
     assert list(docs) == ["model_qwen2.5-0.5b"] and docs["model_qwen2.5-0.5b"]["kind"] == "model_eval"
     measured = docs["model_qwen2.5-0.5b"]["data"]["tasks"]["paper_gsm8k/flexible-extract"]["value"]
+
+    files = collect.model_eval_files(runs / "test")  # declared to the runner: a new model eval makes the report stale
+    assert [f.name for f in files] == ["manifest.json", "eval_qwen2.5-0.5b.json"]
+    report = runner.load_stage("report")
+    report_cfg = load_config(runner.config_path("report", "cpu"), report.Config)
+    assert set(files) <= set(runner.external_inputs(report, report_cfg, runs / "test"))
 
     reported = results.load(paths.RESULTS / "reported" / "released_model_cards.json")
     rows = paper_numbers.hub_table(docs, reported).split(r"\endhead")[1].splitlines()

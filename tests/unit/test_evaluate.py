@@ -89,7 +89,7 @@ def test_eval_main_writes_samples_and_results_in_pipeline_format(tmp_path, runs,
     monkeypatch.setattr(runner, "hub_reachable", lambda: False)
     cfg = _config(tmp_path, shared_data)
     assert needs(cfg) == ["convert", "sft", "synth"]
-    assert shared_data / "math" / "test500.jsonl" in external_inputs(cfg)
+    assert shared_data / "math" / "test500.jsonl" in external_inputs(cfg, runs)
     run = runner.Run("eval", "test", runs / "eval", runs, tmp_path / "eval.yaml")
     main(cfg, run)
     base = json.loads((run.dir / "eval_base.json").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_sft import make_upstream
+from tiny_runs import make_upstream
 
 from tinymath import runner, specials
 from tinymath.answer import format_response

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_data_prepare import cpu_config, distinct_texts, make_runs, run_prepare
+from prepare_runs import cpu_config, distinct_texts, make_runs, run_prepare
 
 from tinymath import manifest
 

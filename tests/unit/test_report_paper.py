@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_report import collect_synthetic, write_dry_run
+from synthetic_runs import collect_synthetic, write_dry_run
 
 from tinymath import paths
 from tinymath.report import figures, paper_numbers
@@ -82,6 +82,12 @@ def test_report_paper_macros_defined_without_results(tmp_path):
     assert used_macros() <= defined_macros(files["numbers.tex"])
     assert "has not been trained or evaluated with this artifact" in files["numbers.tex"]
     assert "not drawn: pretrain.json absent" in files["figures.tex"]
+
+
+def test_small_counts_are_written_as_words():
+    assert [paper_numbers.fmt_words(v) for v in (0, 3.0, 9, 12)] == ["zero", "three", "nine", "twelve"]
+    assert paper_numbers.fmt_words(25) == "25" and paper_numbers.fmt_words(2.5) == "2.500"
+    assert paper_numbers.fmt_words(None) == paper_numbers.NA
 
 
 def test_arithmetic_numbers_are_shares_of_the_eval_counts():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
+from tiny_runs import MATH, gsm_records, make_upstream, tiny_model
 from transformers import LlamaConfig, LlamaForCausalLM
 from trl import SFTConfig, SFTTrainer
 
@@ -17,48 +18,11 @@ from tinymath import runner, specials
 from tinymath.answer import SYSTEM_PROMPT, follows_format
 from tinymath.config import load_config
 from tinymath.errors import UserError
-from tinymath.manifest import write_json_atomic
 from tinymath.posttrain import chat, common, sft
 
 GSM = {"question": "Tom has 3 boxes of 12 pens and gives away 5. How many pens are left?",
        "answer": "He has 3 * 12 = <<3*12=36>>36 pens.\nHe keeps 36 - 5 = <<36-5=31>>31 pens.\n#### 31"}
-MATH = {"problem": "What is $\\frac{1}{2} + \\frac{1}{4}$?", "solution": "We get $\\boxed{\\frac{3}{4}}$.",
-        "answer": "\\frac{3}{4}", "subject": "Prealgebra", "level": 1, "unique_id": "test/prealgebra/1.json"}
 
-
-def tiny_model(tok) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=True, bos_token_id=None, eos_token_id=specials.EOS_ID,
-                      pad_token_id=specials.PAD_ID)
-    return LlamaForCausalLM(cfg)
-
-
-def gsm_records(n: int) -> list[dict[str, str]]:
-    out = []
-    for i in range(n):
-        a, b = 2 + i % 7, 3 + i % 5
-        out.append({"question": f"Tom has {a} apples and buys {b} more. How many apples does he have now?",
-                    "answer": f"Tom has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n#### {a + b}"})
-    return out
-
-
-def finish(run_dir: Path) -> None:
-    write_json_atomic(run_dir / "manifest.json", {"outputs": {p.name: "x" for p in run_dir.iterdir()}})
-
-
-def make_upstream(root: Path, tok, model_stage: str = "convert", model_dir: str = "hf") -> None:
-    """Fake upstream run dirs under `root` (= runs/<profile>): a tiny model and tiny synthetic GSM/MATH splits."""
-    model_path = root / model_stage / model_dir
-    tiny_model(tok).save_pretrained(model_path)
-    tok.save_pretrained(model_path)
-    finish(root / model_stage)
-    for name, rows in (("gsm", gsm_records(40)), ("math", [MATH] * 8)):
-        (root / "synth" / name).mkdir(parents=True, exist_ok=True)
-        for split in ("train", "validation"):
-            (root / "synth" / name / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    finish(root / "synth")
 
 
 def test_gsm_conversation_drops_annotations_and_final_line():

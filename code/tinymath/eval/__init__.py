@@ -45,7 +45,7 @@ def needs(cfg: Config) -> list[str]:
     return stages + (["synth"] if synth else [])
 
 
-def external_inputs(cfg: Config) -> list[Path]:
+def external_inputs(cfg: Config, root: Path) -> list[Path]:
     """The real GSM8K / MATH-500 (and local hub-task copy) files present here; absent ones mean hub or skip."""
     return external_files(cfg)
 

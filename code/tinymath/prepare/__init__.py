@@ -36,7 +36,7 @@ def needs(cfg: Config) -> list[str]:
     return ["tokenizer"] if cfg.from_hub else ["tokenizer", "synth"]
 
 
-def external_inputs(cfg: Config) -> list[Path]:
+def external_inputs(cfg: Config, root: Path) -> list[Path]:
     """The real evaluation sets that exist here (absent ones are skipped with a warning in `main`)."""
     return [p for p in eval_paths(cfg).values() if p.is_file()]
 

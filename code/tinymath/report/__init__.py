@@ -23,7 +23,7 @@ from tinymath.report import results as results_io
 from tinymath.report.card import CardConfig
 from tinymath.report.paired import PairedConfig, paired_results
 
-Stage = Literal["synth", "tokenizer", "prepare", "pretrain", "convert", "sft", "grpo", "dpo", "eval"]
+Stage = Literal[tuple(s.name for s in runner.PIPELINE if s.name != "report")]  # the stages a report can collect
 
 
 class Tolerances(Section):
@@ -48,14 +48,15 @@ def needs(cfg: Config) -> list[str]:
     return list(cfg.stages)
 
 
-def external_inputs(cfg: Config) -> list[Path]:
-    """The paper profile's configs that the results carry, and the config of the dry run."""
-    from tinymath.report.collect import PAPER_CONFIGS
+def external_inputs(cfg: Config, root: Path) -> list[Path]:
+    """The paper profile's configs that the results carry, the config of the dry run, and every finished
+    `tinymath eval --model` run of the profile (a new one makes the report stale)."""
+    from tinymath.report.collect import PAPER_CONFIGS, model_eval_files
 
     configs = [runner.config_path(stage, "paper") for stage in PAPER_CONFIGS]
     if cfg.dry_run is not None:
         configs.append(paths.resolve(cfg.dry_run))
-    return list(dict.fromkeys(f for c in configs for f in config_files(c)))
+    return list(dict.fromkeys(f for c in configs for f in config_files(c))) + model_eval_files(root)
 
 
 def main(cfg: Config, run: runner.Run) -> None:

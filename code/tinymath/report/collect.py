@@ -16,7 +16,7 @@ import numpy as np
 from tinymath import log, manifest, paths, runner
 from tinymath.config import config_digest, load_config, read_yaml
 from tinymath.errors import UserError
-from tinymath.io import METRIC_KEYS, read_jsonl
+from tinymath.io import METRIC_KEYS, read_json, read_jsonl
 from tinymath.report import results
 
 # The paper profile's configs that the results carry (and the paper's configuration table shows).
@@ -182,16 +182,27 @@ def collect_eval(run: runner.Run, max_points: int) -> list[dict[str, Any]]:
     return docs
 
 
-def collect_model_evals(run: runner.Run) -> list[dict[str, Any]]:
-    """Every `tinymath eval --model` run of the profile (runs/<profile>/eval-models/<NAME>/) as `model_<NAME>`."""
+def model_eval_dirs(root: Path) -> list[Path]:
+    """The `tinymath eval --model` runs of a profile: runs/<profile>/eval-models/<NAME>/ (not their work dirs)."""
     from tinymath.eval.external import MODELS_DIR
 
+    return sorted(p for p in (root / MODELS_DIR).glob("*") if p.is_dir() and p.name[0] != ".")
+
+
+def model_eval_files(root: Path) -> list[Path]:
+    """What the report reads of each finished model evaluation: its manifest and its results."""
+    return [d / name for d in model_eval_dirs(root) if (d / manifest.MANIFEST).is_file()
+            for name in (manifest.MANIFEST, f"eval_{d.name}.json")]
+
+
+def collect_model_evals(run: runner.Run) -> list[dict[str, Any]]:
+    """Every `tinymath eval --model` run of the profile (runs/<profile>/eval-models/<NAME>/) as `model_<NAME>`."""
     docs = []
-    for directory in sorted(p for p in (run.root / MODELS_DIR).glob("*") if p.is_dir() and p.name[0] != "."):
+    for directory in model_eval_dirs(run.root):
         record = manifest.read_manifest(directory)
         if record is None:
             raise UserError(f"{directory}: no manifest.json (an interrupted tinymath eval --model: rerun it)")
-        evaluation = json.loads((directory / f"eval_{directory.name}.json").read_text())
+        evaluation = read_json(directory / f"eval_{directory.name}.json", ("model", "source", "tasks", "skipped"))
         path = directory / manifest.MANIFEST
         found = {"path": path.relative_to(run.root.parent).as_posix(), "sha256": manifest.sha256_file(path),
                  "outputs_sha256": manifest.sha256_json(record["outputs"])}

@@ -129,12 +129,21 @@ def check_types(key: str, m: Metric) -> None:
         raise TypeError(f"{key}: expected a number, got {m.value!r}")
     if m.ci95 is not None and (len(m.ci95) != 2 or not all(isinstance(x, int | float) for x in m.ci95)):
         raise TypeError(f"{key}: ci95 expected [low, high], got {list(m.ci95)!r}")
+    if m.correct is not None and not (isinstance(m.correct, str) and len(m.correct) == m.n
+                                      and set(m.correct) <= {"0", "1"}):
+        raise TypeError(f"{key}: correct expected {m.n} characters 0/1 (one per problem), got {m.correct!r:.40}")
 
 
 def skip_reasons(res: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Why the eval stage did not run a task on this machine ("eval_sft.<task>" -> reason), from its own log."""
-    return {f"{doc['name']}.{task}": reason for doc in res.values() if doc["kind"] == "eval"
-            for task, reason in doc["data"].get("skipped", {}).items()}
+    out = {}
+    for doc in res.values():
+        skipped = doc["data"].get("skipped", {}) if doc["kind"] == "eval" else {}
+        if not isinstance(skipped, dict):
+            raise UserError(f"{doc['name']}.json: field 'data.skipped': expected an object (task -> reason), "
+                            f"got {type(skipped).__name__}")
+        out |= {f"{doc['name']}.{task}": str(reason) for task, reason in skipped.items()}
+    return out
 
 
 # --- judging ----------------------------------------------------------------------------------------------------------

@@ -18,10 +18,12 @@ from tinymath import log, runner
 from tinymath.config import load_config
 from tinymath.eval.config import Config as EvalConfig
 from tinymath.io import DATASET_NAMES, MODEL_NAMES, EvalGrid, eval_grid
-from tinymath.report import figures, results
+from tinymath.report import compare, figures, results
 
 NA = r"\textit{n/a}"
 DIGITS = dict(zip("0123456789", ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]))
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve")
 CI_LEVEL = 95  # the eval results' `ci95` intervals
 REPORTED_IN_TEXT = ("gsm8k", "arc_challenge", "mmlu", "hellaswag")  # results/reported benchmarks main.tex quotes
 
@@ -83,6 +85,13 @@ def fmt_sci(value: float | None) -> str:
 
 def fmt_pct(value: float | None) -> str:
     return NA if value is None else f"{100 * value:.1f}"
+
+
+def fmt_words(value: float | None) -> str:
+    """A small whole count as prose writes it ("nine stages", "eight-shot"); digits beyond twelve."""
+    if value is None:
+        return NA
+    return NUMBER_WORDS[int(value)] if value == int(value) and 0 <= value < len(NUMBER_WORDS) else fmt(value)
 
 
 def fmt_count(value: float | None) -> str:
@@ -175,6 +184,7 @@ def dpo_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
 def data_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     d = doc["data"] if doc else {}
     nums.add("ReproDataDocuments", fmt(sum(d["documents"].values())) if d else NA, doc)
+    nums.add("ReproDataSourceWords", fmt_words(len(d["documents"])) if d else NA, doc)
     nums.add("ReproDataFiltered", fmt(sum(d["filters"].values())) if d else NA, doc)
     nums.add("ReproDataDedupRemoved", fmt(d["dedup"]["removed"]) if d else NA, doc)
     nums.add("ReproDataDecontaminated", fmt(sum(d["decontamination"].values())) if d else NA, doc)
@@ -234,6 +244,20 @@ def gain_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
              "while these results hold no run of the DPO stage yet")
 
 
+def eval_setting_numbers(nums: Numbers, res: dict[str, Any]) -> None:
+    """The evaluation settings the prose names: interval level, few-shot counts, levels of the synthetic GSM test."""
+    base = res.get("eval_base")
+    tasks = base["data"]["tasks"] if base else {}
+    nums.add("CILevel", str(CI_LEVEL), base)  # every `ci95` of the eval results
+    for name, task in (("ReproGsmShotWords", "paper_gsm8k/flexible-extract"),
+                       ("ReproMathShotWords", "paper_math500/math_verify")):
+        shots = tasks[task]["settings"]["num_fewshot"] if task in tasks else None
+        nums.add(name, fmt_words(shots), base if task in tasks else None)
+    levels = tasks.get("paper_synth_gsm/flexible-extract", {}).get("subsets", {})
+    count = sum(k.startswith("level_") for k in levels) or None
+    nums.add("ReproSynthGsmLevelWords", fmt_words(count), base if count else None)
+
+
 def arithmetic_numbers(nums: Numbers, res: dict[str, Any]) -> None:
     """How much of each post-trained model's error on the synthetic GSM test is a false written calculation."""
     for model in ("sft", "grpo"):
@@ -257,6 +281,7 @@ def timing_numbers(nums: Numbers, doc: dict[str, Any] | None) -> None:
     text = f"{host.get('cpu', 'an unrecorded CPU')} ({host.get('cores', '?')} cores)"
     nums.add("ReproHost", tex_escape(text) if doc else NA, doc)
     nums.add("ReproTotalMinutes", fmt(d["total_s"] / 60, 1) if d else NA, doc)
+    nums.add("ReproStageWords", fmt_words(len(d["stages"])) if d else NA, doc)
 
 
 def verdict_numbers(nums: Numbers, verdict: dict[str, Any] | None, variance: dict[str, Any] | None) -> None:
@@ -268,6 +293,8 @@ def verdict_numbers(nums: Numbers, verdict: dict[str, Any] | None, variance: dic
              if c else NA, verdict)
     nums.add("VerdictIdentical", fmt(c.get("identical")) if c else NA, verdict)
     nums.add("VerdictOutside", fmt(c.get("outside")) if c else NA, verdict)
+    sigmas = verdict["data"].get("sigmas") if verdict else None  # the verdict's own, else the one it will use
+    nums.add("VerdictSigmaWords", fmt_words(sigmas or compare.SIGMAS), verdict if sigmas else None)
     seeds = variance["data"]["seeds"] if variance else []
     nums.add("VarianceSeeds", fmt(len(seeds)) if seeds else NA, variance)
     # Sentences (no provenance rows of their own: the numbers in them have theirs above).
@@ -327,7 +354,6 @@ def cost_phrase(roof: dict[str, Any], bound: str) -> str:
 def status_numbers(nums: Numbers, root: Path, profile: str, paper_res: dict[str, Any]) -> None:
     """Sentences stating which results exist, so the paper never implies a run that did not happen."""
     nums.add("ReproProfile", tex_escape(profile))
-    nums.add("CILevel", str(CI_LEVEL))
     if paper_res:
         text = (f"\\texttt{{{root.name}/paper/}} holds {len(paper_res)} results files of a full-scale run; "
                 "they are reported alongside the reproduced ones")
@@ -570,6 +596,7 @@ def build(root: Path, profile: str) -> dict[str, str]:
     dpo_numbers(nums, res.get("dpo"))
     parity_numbers(nums, res.get("parity"))
     gain_numbers(nums, res.get("paired"))
+    eval_setting_numbers(nums, res)
     arithmetic_numbers(nums, res)
     timing_numbers(nums, res.get("timings"))
     verdict_numbers(nums, res.get("verdict"), res.get("variance"))

@@ -65,6 +65,9 @@ def validate(doc: Any, source: str) -> dict[str, Any]:
             raise UserError(f"{source}: missing field {key!r}")
     if doc["schema_version"] != SCHEMA_VERSION:
         raise UserError(f"{source}: field 'schema_version': expected {SCHEMA_VERSION}, got {doc['schema_version']!r}")
+    for key in ("name", "profile"):
+        if not isinstance(doc[key], str):
+            raise UserError(f"{source}: field {key!r}: expected a string, got {type(doc[key]).__name__}")
     kind = doc["kind"]
     if kind not in DATA_KEYS:
         raise UserError(f"{source}: field 'kind': expected one of {', '.join(DATA_KEYS)}, got {kind!r}")
