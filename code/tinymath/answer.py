@@ -1,4 +1,4 @@
-"""The final-answer form: one definition used by SFT formatting, the GRPO format reward and evaluation.
+"""The final-answer form and the answer rule: one definition used by SFT formatting, the GRPO rewards and evaluation.
 
 An assistant turn is
     <think>
@@ -207,3 +207,34 @@ def _math_verify(gold: str, answer: str) -> bool:
         return bool(g) and bool(p) and verify(g, p, timeout_seconds=timeout)
     except Exception:  # math-verify's timeouts and sympy failures on malformed output mean "not verified"
         return False
+
+
+NUMBER = r"\$?\d+(?:\.\d+)?"
+STEP = re.compile(rf"(?<![\d.$])({NUMBER}(?: [-+*/x] {NUMBER})+) = ({NUMBER})(?![\d])")
+
+
+def arithmetic_steps(text: str) -> tuple[int, int]:
+    """(steps, false steps): every calculation a solution writes out as `a op b [op c ...] = r` (op one of
+    + - * x /, amounts optionally in $), evaluated exactly with the usual precedence. Synthetic GSM solutions state
+    each calculation this way, so a false step is an arithmetic slip rather than a wrong plan."""
+    steps = [(expr, Fraction(result.lstrip("$"))) for expr, result in STEP.findall(text)]
+    return len(steps), sum(_evaluate(expr) != result for expr, result in steps)
+
+
+def _evaluate(expr: str) -> Fraction | None:
+    """The exact value of `expr` ("a op b op c ...", single spaces, the numbers as written even with leading zeros),
+    multiplication and division first; None where it divides by zero."""
+    tokens = expr.replace("$", "").split(" ")
+    terms, signs = [Fraction(tokens[0])], []  # the products so far, and the + / - between them
+    for op, number in zip(tokens[1::2], tokens[2::2], strict=True):
+        value = Fraction(number)
+        if op in "+-":
+            terms.append(value)
+            signs.append(op)
+        elif op == "/":
+            if value == 0:
+                return None
+            terms[-1] /= value
+        else:  # * or x
+            terms[-1] *= value
+    return terms[0] + sum((t if sign == "+" else -t for sign, t in zip(signs, terms[1:], strict=True)), Fraction())

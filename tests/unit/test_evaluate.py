@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 from tinymath import manifest, runner
+from tinymath.answer import arithmetic_steps
 from tinymath.config import load_config
 from tinymath.errors import UserError
 from tinymath.eval import Config, external_inputs, main, needs
 from tinymath.eval.harness import load_model
-from tinymath.eval.scoring import arithmetic, arithmetic_steps, process_gsm, process_math
+from tinymath.eval.scoring import arithmetic, process_gsm, process_math
 from tinymath.eval.tasks import STOP_STRINGS, Planned, task_yaml
 from tinymath.io import check_model_dir
 
@@ -150,6 +151,8 @@ def test_process_results_score_a_correct_chat_answer():
     ("2 + 3 * 4 = 14, not 2 + 3 * 4 = 20.", (2, 1)),        # the usual precedence
     ("He pays $12 x 3 = $36. Then 7 / 2 = 3.5 hours.", (2, 0)),  # amounts in $, `x`, a decimal result
     ("Each box holds 5 / 0 = 1 pen.", (1, 1)),               # a division by zero is false
+    ("10 - 2 - 3 = 5 and 12 / 4 / 3 = 1", (2, 0)),             # left to right within a precedence level
+    ("He keeps 410 - 002 = 408 stamps.", (1, 0)),              # numbers as a small model writes them
     ("He has 12 apples and 3 pears = 15 fruits.", (0, 0)),   # words between the numbers: not a calculation
     ("<<84*5=420>>420 miles", (0, 0)),                       # calculator annotations are not written steps
 ])

@@ -35,6 +35,12 @@ def test_correctness_uses_math_equivalence_for_math_answers():
     assert rewards.correctness(texts, answer=["\\frac{1}{2}"] * 4, kind=["math"] * 4) == [1.0, 1.0, 0.0, 0.0]
 
 
+def test_arithmetic_rewards_the_share_of_true_written_calculations():
+    half = format_response("He has 3 + 5 = 8 apples. Then 8 x 2 = 15 apples.", "15")
+    texts = [RIGHT, WRONG, half, NO_ANSWER]
+    assert rewards.arithmetic([chat_turn(t) for t in texts]) == [1.0, 0.0, 0.5, 0.0]  # none written: nothing to reward
+
+
 def test_strict_format_rewards_only_the_answer_form():
     texts = [RIGHT, WRONG, LOOSE, NO_ANSWER, RIGHT + " Extra text."]
     assert rewards.strict_format([chat_turn(t) for t in texts]) == [1.0, 1.0, 0.0, 0.0, 0.0]

@@ -7,16 +7,12 @@ way the numbers in `eval_<model>.json` are recomputed here from lm-eval's logged
 
 from __future__ import annotations
 
-import ast
 import math
-import operator
-import re
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from tinymath.answer import chat_correct, extract_boxed, gsm_gold
+from tinymath.answer import arithmetic_steps, chat_correct, extract_boxed, gsm_gold
 from tinymath.stats import bootstrap_ci
 
 
@@ -67,31 +63,6 @@ def subsets(scores: list[float], keys: list[list[str]], samples: int, seed: int)
         part = [s for s, ks in zip(scores, keys, strict=True) if name in ks]
         out[name] = {"n": len(part), "value": float(np.mean(part)), "ci95": bootstrap_ci(part, samples, seed)}
     return out
-
-
-NUMBER = r"\$?\d+(?:\.\d+)?"
-STEP = re.compile(rf"(?<![\d.$])({NUMBER}(?: [-+*/x] {NUMBER})+) = ({NUMBER})(?![\d])")
-OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-
-
-def arithmetic_steps(text: str) -> tuple[int, int]:
-    """(steps, false steps): every calculation a solution writes out as `a op b [op c ...] = r` (op one of
-    + - * x /, amounts optionally in $), evaluated exactly with the usual precedence. Synthetic GSM solutions state
-    each calculation this way, so a false step is an arithmetic slip rather than a wrong plan."""
-    steps = [(expr, Fraction(result.lstrip("$"))) for expr, result in STEP.findall(text)]
-    return len(steps), sum(_evaluate(expr) != result for expr, result in steps)
-
-
-def _evaluate(expr: str) -> Fraction | None:
-    """The exact value of `expr` (numbers and + - * x /), None where it divides by zero."""
-    def value(node: ast.expr) -> Fraction | None:
-        if isinstance(node, ast.Constant):
-            return Fraction(str(node.value))
-        left, right = value(node.left), value(node.right)
-        if left is None or right is None or (isinstance(node.op, ast.Div) and right == 0):
-            return None
-        return OPERATORS[type(node.op)](left, right)
-    return value(ast.parse(expr.replace("$", "").replace(" x ", " * "), mode="eval").body)
 
 
 def arithmetic(generations: list[str], scores: list[float]) -> dict[str, int]:

@@ -5,9 +5,8 @@
 
 Each prompt is the system + user turns the SFT model was trained on; TRL samples `num_generations` completions,
 stopping at <|im_end|>, and scores them with the reward functions the config names (`tinymath.posttrain.rewards`:
-correctness by the evaluation's answer rule, strict answer format, repetition penalty), weighted by the config's
-`trainer.reward_weights`. Writes `model/` and `metrics.jsonl`
-like `sft`.
+correctness by the evaluation's answer rule, true written arithmetic, strict answer format, repetition penalty),
+weighted by the config's `trainer.reward_weights`. Writes `model/` and `metrics.jsonl` like `sft`.
 """
 
 from __future__ import annotations

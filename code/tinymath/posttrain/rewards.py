@@ -1,4 +1,5 @@
-"""GRPO reward functions: verifiable correctness, the strict answer format, and a penalty for repetition.
+"""GRPO reward functions: verifiable correctness, true written arithmetic, the strict answer format, and a penalty for
+repetition.
 
 Each has TRL's reward signature `f(completions, answer, **kwargs) -> list[float]`; TRL logs the mean of each under
 its `__name__`. Completions are chat turns (`[{"role": "assistant", "content": ...}]`) or plain strings.
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tinymath import specials
-from tinymath.answer import chat_correct, follows_format
+from tinymath.answer import arithmetic_steps, chat_correct, follows_format
 
 NGRAM = 4  # repetition is measured over word 4-grams, the shortest span that a copied phrase reliably shows
 
@@ -27,6 +28,19 @@ def correctness(completions: list[Any], answer: list[str], kind: list[str], **_:
     failures = wrong), so the reward optimises exactly what evaluation measures; `kind` is 'gsm' or 'math' per prompt.
     """
     return [float(chat_correct(_text(c), gold, k)) for c, gold, k in zip(completions, answer, kind, strict=True)]
+
+
+def arithmetic(completions: list[Any], **_: Any) -> list[float]:
+    """The share of the calculations a completion writes out (`a op b = r`) that are true; 0 when it writes none.
+
+    Verifiable per step where correctness is per answer: most wrong answers of a small model hold one slip among
+    true steps, so this reward separates completions that correctness scores alike.
+    """
+    scores = []
+    for c in completions:
+        steps, false = arithmetic_steps(_text(c))
+        scores.append((steps - false) / steps if steps else 0.0)
+    return scores
 
 
 def strict_format(completions: list[Any], **_: Any) -> list[float]:
@@ -65,4 +79,4 @@ def with_special_tokens(reward: Callable[..., list[float]], tokenizer: Any) -> C
     return scored
 
 
-REWARDS = {f.__name__: f for f in (correctness, strict_format, repetition)}
+REWARDS = {f.__name__: f for f in (correctness, arithmetic, strict_format, repetition)}
