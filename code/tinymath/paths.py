@@ -24,6 +24,18 @@ def runs_root() -> Path:
     return Path(value)
 
 
+def portable(path: str | Path) -> str:
+    """`path` as a record may show it on any machine: relative to the project root, or `$TINYMATH_RUNS/...` under a
+    runs root set elsewhere; as given when it is under neither."""
+    full = Path(path).resolve()
+    if full.is_relative_to(REPO):
+        return full.relative_to(REPO).as_posix()
+    runs = os.environ.get("TINYMATH_RUNS", "").strip()
+    if runs and full.is_relative_to(Path(runs).resolve()):
+        return f"$TINYMATH_RUNS/{full.relative_to(Path(runs).resolve()).as_posix()}"
+    return str(path)
+
+
 def resolve(path: str | Path) -> Path:
     """A path from a config: absolute as given, else relative to the project root."""
     path = Path(path)

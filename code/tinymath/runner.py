@@ -241,7 +241,7 @@ def _execute(p: Prepared, fresh: bool) -> Path:
         "schema_version": manifest.SCHEMA_VERSION,
         "stage": run.stage,
         "profile": run.profile,
-        "config_path": _relative(run.config_path),
+        "config_path": paths.portable(run.config_path),
         **wanted,
         "config": p.cfg.model_dump(mode="json"),
         "resolved": run.resolved,
@@ -266,13 +266,6 @@ def _replace(final: Path, work: Path) -> None:
         final.rename(old)
     work.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _relative(path: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(paths.REPO).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def profile_stages(profile: str, start: str | None = None) -> list[str]:
@@ -301,7 +294,7 @@ def plan(profile: str, runs: Path | None = None) -> list[str]:
     lines = []
     for name in profile_stages(profile):
         p = prepare(name, config_path(name, profile), runs=runs)
-        inputs = [*p.needs, *(_relative(e) for e in p.external)]
+        inputs = [*p.needs, *(paths.portable(e) for e in p.external)]
         missing = p.missing()
         state = f"waiting for {', '.join(missing)}" if missing else (p.stale_reason() or "up to date")
         lines.append(f"{name:<10} <- {', '.join(inputs) or '(nothing)'}  [{state}]")

@@ -145,6 +145,23 @@ def test_report_compare_identical_results_are_bit_identical(report_dir, tmp_path
     assert verdict["counts"]["outside"] == 0 and verdict["counts"]["identical"] == int(m)
 
 
+def test_report_compare_records_no_absolute_path_of_a_runs_root_set_elsewhere(report_dir, tmp_path, monkeypatch):
+    runs = tmp_path / "elsewhere"
+    fresh = copy_results(report_dir / "results", runs / "cpu" / "report" / "results")
+    monkeypatch.setenv("TINYMATH_RUNS", str(runs))
+    assert compare.main(fresh, report_dir / "results", tmp_path / "v.json") == 0
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert doc["data"]["fresh"] == "$TINYMATH_RUNS/cpu/report/results"
+    assert doc["provenance"]["command"] == f"tinymath compare $TINYMATH_RUNS/cpu/report/results {report_dir}/results"
+
+
+def test_portable_paths_are_project_relative_or_under_the_runs_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYMATH_RUNS", str(tmp_path / "runs"))
+    assert paths.portable(paths.CONFIGS / "sft" / "cpu.yaml") == "configs/sft/cpu.yaml"
+    assert paths.portable(tmp_path / "runs" / "cpu" / "sft") == "$TINYMATH_RUNS/cpu/sft"
+    assert paths.portable(tmp_path / "other") == str(tmp_path / "other")  # under neither: as given
+
+
 def perturb(path: Path, edit) -> None:
     doc = json.loads(path.read_text())
     edit(doc["data"])

@@ -306,9 +306,10 @@ def main(fresh: Path, committed: Path, out: Path | None = None) -> int:
     print(render(rows))
     out = Path(out) if out else fresh.parent / "verdict.json"
     profile = next(iter(load_side(committed).values()))["profile"]
+    shown = {"fresh": paths.portable(fresh), "committed": paths.portable(committed)}  # no machine's absolute paths
     prov = {**manifest.provenance(paths.REPO), "config_sha256": None, "manifests": {},
-            "command": f"tinymath compare {fresh} {committed}"}
-    data = {"fresh": str(fresh), "committed": str(committed), "counts": counts(rows), "sigmas": SIGMAS,
+            "command": f"tinymath compare {shown['fresh']} {shown['committed']}"}
+    data = {**shown, "counts": counts(rows), "sigmas": SIGMAS,
             "alpha": ALPHA, "metrics": [asdict(r) for r in rows]}
     manifest.write_json_atomic(out, results.envelope("verdict", "verdict", profile, prov, data))
     print(f"verdict: {out}")
