@@ -22,8 +22,10 @@ TRACKED_PACKAGES = (
     "trl", "datasets", "tokenizers", "safetensors", "accelerate", "lm-eval", "math-verify", "datatrove",
     "matplotlib", "pydantic",
 )
-# Files in a run directory that are not artifacts and are not hashed.
+# Files in a run directory that are not artifacts and are not hashed: logs, and what a stage set aside as unusable
+# (a top-level `*-quarantine` folder, kept for inspection).
 UNHASHED_SUFFIXES = (".log",)
+QUARANTINE_SUFFIX = "-quarantine"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -43,7 +45,7 @@ def hash_tree(root: Path) -> dict[str, str]:
     out = {}
     for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        if rel == MANIFEST or rel.endswith(UNHASHED_SUFFIXES):
+        if rel == MANIFEST or rel.endswith(UNHASHED_SUFFIXES) or rel.split("/")[0].endswith(QUARANTINE_SUFFIX):
             continue
         out[rel] = sha256_file(path)
     return out

@@ -325,6 +325,8 @@ def test_pretrain_recovers_from_a_corrupt_latest_checkpoint(trained, tmp_path, t
     with caplog.at_level(logging.WARNING, logger="tinymath"):
         resumed = run_stage("pretrain", write_config(tmp_path), runs=root)
     assert "checkpoint step 4 unusable" in caplog.text and (resumed / "checkpoints-quarantine" / "4").is_dir()
+    outputs = json.loads((resumed / "manifest.json").read_text())["outputs"]
+    assert outputs and not any(rel.startswith("checkpoints-quarantine/") for rel in outputs)
     assert without_timing(read_metrics(resumed)) == without_timing(read_metrics(trained))
     a, b = flat_params(load_safetensors(trained / "final")[1]), flat_params(load_safetensors(resumed / "final")[1])
     assert all(np.array_equal(a[k], b[k]) for k in a)

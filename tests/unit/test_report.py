@@ -16,7 +16,7 @@ from synthetic_runs import GSM, MATH, STAGES, build_runs, cell, collect_syntheti
 from tinymath import manifest, paths, runner
 from tinymath.config import load_config
 from tinymath.errors import UserError
-from tinymath.report import compare, figures, readme, results
+from tinymath.report import compare, figures, readme, results, variance
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +173,14 @@ def write_variance(directory: Path, sigmas: dict[str, float]) -> None:
     prov = {"git": {}, "versions": {}, "host": {}, "config_sha256": None, "manifests": {}, "command": "x"}
     results.write(directory, results.envelope("variance", "variance", "cpu", prov,
                                               {"seeds": [0, 1, 2], "start": "pretrain", "metrics": metrics}))
+
+
+def test_variance_reruns_shift_every_configured_seed_so_none_repeats_the_profile():
+    """The cpu profile's SFT seed is 1 and GRPO's is 0: rerun 1 must not rerun SFT with seed 1."""
+    sft = load_config(runner.config_path("sft", "cpu"), runner.load_stage("sft").Config).seed
+    grpo = load_config(runner.config_path("grpo", "cpu"), runner.load_stage("grpo").Config).seed
+    assert variance.seed_override("sft", "cpu", 1) == [f"seed={sft + 1}"]
+    assert variance.seed_override("grpo", "cpu", 2) == [f"seed={grpo + 2}"]
 
 
 def verdict_of(capsys, metric: str) -> str:

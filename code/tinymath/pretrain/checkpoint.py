@@ -3,9 +3,9 @@
 Saves are asynchronous (training continues while the previous step is written). Orbax commits a step atomically, so
 a kill mid-save leaves no half step behind; a step that is damaged afterwards fails to restore or fails the checks
 below, and the previous step is used with a warning, the unusable one moved to `checkpoints-quarantine/` beside the
-checkpoints (kept for inspection, out of the way of the step that training will save again). Every restore checks
-that every layer is present and the parameter count equals the config's (a checkpoint without its transformer layers
-still loads, and would otherwise go unnoticed).
+checkpoints (kept for inspection, never hashed as an output, and out of the way of the step that training will save
+again). Every restore checks that every layer is present and the parameter count equals the config's (a checkpoint
+without its transformer layers still loads, and would otherwise go unnoticed).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from tinymath import manifest
 from tinymath.log import logger
 from tinymath.model import ModelConfig, num_params, param_shapes
 from tinymath.pretrain.config import CheckpointConfig
@@ -86,7 +87,7 @@ class Checkpointer:
 
     def quarantine(self, step: int) -> Path:
         """Move an unusable step out of the manager's directory, so that saving that step again succeeds."""
-        dest = self.directory.with_name(f"{self.directory.name}-quarantine") / str(step)
+        dest = self.directory.with_name(self.directory.name + manifest.QUARANTINE_SUFFIX) / str(step)
         shutil.rmtree(dest, ignore_errors=True)
         dest.parent.mkdir(parents=True, exist_ok=True)
         (self.directory / str(step)).rename(dest)

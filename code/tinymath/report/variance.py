@@ -1,9 +1,9 @@
 """`tinymath variance --profile P --seeds N [--from STAGE]`: the seed-to-seed spread of every verdict metric.
 
-Seed 0 is the profile's own run (`runs/<profile>/`, run or reused when up to date). Every other seed k reruns the
-stages from `--from` on (default: pretrain, so the data and the test sets stay fixed) with `seed=k` in each stage
-config that has a seed, in `runs/variance/seed<k>/<profile>/`, where the stages before `--from` are links to the
-profile's own. The spread of every continuous metric and accuracy across the N runs goes to
+Run 0 is the profile's own run (`runs/<profile>/`, run or reused when up to date). Every other run k reruns the
+stages from `--from` on (default: pretrain, so the data and the test sets stay fixed) with k added to the seed of
+each stage config that has one (so no rerun repeats the profile's seeds), in `runs/variance/seed<k>/<profile>/`,
+where the stages before `--from` are links to the profile's own. The spread of every continuous metric and accuracy across the N runs goes to
 `results/<profile>/variance.json`, which `tinymath compare` reads for its tolerances.
 """
 
@@ -13,14 +13,23 @@ import statistics
 from pathlib import Path
 
 from tinymath import log, manifest, paths, runner
+from tinymath.config import load_config
 from tinymath.errors import UserError
 from tinymath.report import compare, results
 
 SPREAD_RULES = ("loss", "reward", "accuracy")  # counts and hashes are exact; throughput is not compared
 
 
+def seed_override(stage: str, profile: str, offset: int) -> list[str]:
+    """The override that shifts the stage's configured seed by `offset` (none for a stage without a seed)."""
+    schema = runner.load_stage(stage).Config
+    if "seed" not in schema.model_fields:
+        return []
+    return [f"seed={load_config(runner.config_path(stage, profile), schema).seed + offset}"]
+
+
 def seed_runs(profile: str, seed: int, start: str, runs: Path) -> Path:
-    """Run the profile's stages from `start` under `seed`; return that run's results directory."""
+    """Run the profile's stages from `start` with every seed shifted by `seed`; return that run's results directory."""
     if seed == 0:
         runner.run_profile(profile, runs=runs)
         return runs / profile / "report" / "results"
@@ -32,9 +41,7 @@ def seed_runs(profile: str, seed: int, start: str, runs: Path) -> Path:
         if not link.exists():
             link.symlink_to((runs / profile / stage).resolve(), target_is_directory=True)
     for stage in runner.profile_stages(profile, start):
-        config = runner.config_path(stage, profile)
-        has_seed = "seed" in runner.load_stage(stage).Config.model_fields
-        runner.run_stage(stage, config, [f"seed={seed}"] if has_seed else [], runs=root)
+        runner.run_stage(stage, runner.config_path(stage, profile), seed_override(stage, profile, seed), runs=root)
     return root / profile / "report" / "results"
 
 
