@@ -3,8 +3,8 @@
 Run 0 is the profile's own run (`runs/<profile>/`, run or reused when up to date). Every other run k reruns the
 stages from `--from` on (default: pretrain, so the data and the test sets stay fixed) with k added to the seed of
 each stage config that has one (so no rerun repeats the profile's seeds), in `runs/variance/seed<k>/<profile>/`,
-where the stages before `--from` are links to the profile's own. The spread of every continuous metric and accuracy across the N runs goes to
-`results/<profile>/variance.json`, which `tinymath compare` reads for its tolerances.
+where the stages before `--from` are links to the profile's own. The spread of every continuous metric and accuracy
+across the N runs goes to `results/<profile>/variance.json`, which `tinymath compare` reads for its tolerances.
 """
 
 from __future__ import annotations
